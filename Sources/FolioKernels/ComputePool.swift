@@ -1,0 +1,61 @@
+import Dispatch
+
+/// Splits data-parallel kernel work across a fixed number of threads (`--threads`).
+///
+/// Work is cut into at most `threadCount` contiguous ranges, so each thread streams its own slice of a weight
+/// matrix; one barrier per call.
+public struct ComputePool: Sendable {
+  /// Threads used per parallel call.
+  public let threadCount: Int
+
+  /// A pool of `threadCount` threads; `nil` uses every active processor.
+  public init(threadCount: Int? = nil) {
+    let cores = ProcessInfoCores.active
+    self.threadCount = max(1, threadCount ?? cores)
+  }
+
+  /// Runs `body` over `0..<count` split into contiguous chunks, each chunk a multiple of `granularity`
+  /// (except the last). Small jobs run inline.
+  public func parallelFor(
+    _ count: Int, granularity: Int = 1, minimumPerThread: Int = 1,
+    _ body: (Range<Int>) -> Void
+  ) {
+    guard count > 0 else { return }
+    let units = (count + granularity - 1) / granularity
+    let parts = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
+    if parts <= 1 {
+      body(0..<count)
+      return
+    }
+    withoutActuallyEscaping(body) { body in
+      let box = UncheckedSendable(body)
+      DispatchQueue.concurrentPerform(iterations: parts) { part in
+        let startUnit = units * part / parts
+        let endUnit = units * (part + 1) / parts
+        let start = startUnit * granularity
+        let end = min(count, endUnit * granularity)
+        if start < end { box.value(start..<end) }
+      }
+    }
+  }
+}
+
+/// Wraps a value that is safe to share for the duration of one parallel call.
+struct UncheckedSendable<T>: @unchecked Sendable {
+  let value: T
+  init(_ value: T) { self.value = value }
+}
+
+enum ProcessInfoCores {
+  static var active: Int {
+    #if canImport(Glibc)
+      return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    #else
+      return 4
+    #endif
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#endif

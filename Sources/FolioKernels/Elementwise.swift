@@ -1,0 +1,68 @@
+import Foundation
+
+/// Normalisations and activations over fp32 vectors, written to match the reference formulas
+/// (qwen35.md §2.2, §2.4) operation by operation.
+public enum Elementwise {
+  /// RMSNorm of `count` values in place: `x · 1/sqrt(mean(x²) + eps) · scale`.
+  ///
+  /// Qwen's zero-centred norms pass `scale = 1 + w` (precomputed in fp32 at load), the plain gated norm passes `w`.
+  @inlinable public static func rmsNorm(
+    _ x: UnsafeMutablePointer<Float>, count: Int, scale: UnsafePointer<Float>, epsilon: Float
+  ) {
+    let inverse = 1 / (sumOfSquares(x, count: count) / Float(count) + epsilon).squareRoot()
+    for i in 0..<count { x[i] = x[i] * inverse * scale[i] }
+  }
+
+  /// `Σ x²` with SIMD accumulation.
+  @inlinable public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    Dot.float(x, x, count: count)
+  }
+
+  /// `x · rsqrt(Σx² + eps)` in place (the delta rule's q/k normalisation, eps inside the sum).
+  @inlinable public static func l2Normalize(_ x: UnsafeMutablePointer<Float>, count: Int, epsilon: Float = 1e-6) {
+    let inverse = 1 / (sumOfSquares(x, count: count) + epsilon).squareRoot()
+    for i in 0..<count { x[i] *= inverse }
+  }
+
+  /// Logistic sigmoid.
+  @inlinable public static func sigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
+
+  /// SiLU (swish): `x · sigmoid(x)`.
+  @inlinable public static func silu(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
+
+  /// `torch.nn.functional.softplus` with beta 1 and threshold 20.
+  @inlinable public static func softplus(_ x: Float) -> Float {
+    x > 20 ? x : Foundation.log1p(Foundation.exp(x))
+  }
+
+  /// GELU with the tanh approximation (`gelu_pytorch_tanh`).
+  @inlinable public static func geluTanh(_ x: Float) -> Float {
+    0.5 * x * (1 + Foundation.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+  }
+
+  /// GELU with the exact erf (`nn.GELU()`).
+  @inlinable public static func geluErf(_ x: Float) -> Float {
+    0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
+  }
+
+  /// Numerically stable softmax in place.
+  @inlinable public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    var maximum = -Float.infinity
+    for i in 0..<count where x[i] > maximum { maximum = x[i] }
+    var sum: Float = 0
+    for i in 0..<count {
+      let e = Foundation.exp(x[i] - maximum)
+      x[i] = e
+      sum += e
+    }
+    let inverse = 1 / sum
+    for i in 0..<count { x[i] *= inverse }
+  }
+
+  /// `y += a · x` over `count` floats.
+  @inlinable public static func addScaled(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ a: Float, count: Int
+  ) {
+    for i in 0..<count { y[i] += a * x[i] }
+  }
+}

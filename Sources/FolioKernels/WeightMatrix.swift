@@ -1,0 +1,117 @@
+/// The element type of stored weights. Activations are always `Float`; weights stay in the checkpoint's
+/// type in memory (memory-mapped) and are widened inside the kernels, accumulating in fp32.
+public enum WeightElementType: Sendable, Equatable {
+  case float32
+  case bfloat16
+  case float16
+
+  /// Bytes per element.
+  public var byteWidth: Int { self == .float32 ? 4 : 2 }
+}
+
+/// A read-only row-major matrix `[rows, columns]` of weights in a checkpoint's element type, e.g. a Hugging Face
+/// linear layer's `weight` (`[out, in]`). The storage is usually a memory-mapped checkpoint kept alive by `owner`.
+public struct WeightMatrix: @unchecked Sendable {
+  /// First byte of row 0.
+  public let base: UnsafeRawPointer
+  public let rows: Int
+  public let columns: Int
+  public let elementType: WeightElementType
+  /// Whatever keeps `base` valid (a mapped file, an owned buffer).
+  public let owner: AnyObject?
+
+  public init(base: UnsafeRawPointer, rows: Int, columns: Int, elementType: WeightElementType, owner: AnyObject?) {
+    self.base = base
+    self.rows = rows
+    self.columns = columns
+    self.elementType = elementType
+    self.owner = owner
+  }
+
+  /// Bytes from one row to the next.
+  @inlinable public var rowStride: Int { columns * elementType.byteWidth }
+
+  /// A matrix made of `count` consecutive rows starting at `start` (no copy).
+  public func rows(_ start: Int, count: Int) -> WeightMatrix {
+    WeightMatrix(
+      base: base + start * rowStride, rows: count, columns: columns, elementType: elementType, owner: owner)
+  }
+
+  /// Widens row `r` into `destination` (which holds at least `columns` floats).
+  @inlinable public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
+    Convert.widen(base + r * rowStride, elementType, count: columns, into: destination)
+  }
+
+  /// The whole matrix widened to fp32 (for small tensors: norms, biases, convolution taps).
+  public func toFloatArray() -> [Float] {
+    [Float](unsafeUninitializedCapacity: rows * columns) { buffer, count in
+      if let p = buffer.baseAddress { Convert.widen(base, elementType, count: rows * columns, into: p) }
+      count = rows * columns
+    }
+  }
+
+  /// A matrix that owns a copy of `values` as fp32 (used for tests and for weights built at load).
+  public static func owning(_ values: [Float], rows: Int, columns: Int) -> WeightMatrix {
+    let box = FloatBuffer(values)
+    return WeightMatrix(
+      base: UnsafeRawPointer(box.pointer), rows: rows, columns: columns, elementType: .float32, owner: box)
+  }
+}
+
+/// A heap buffer of floats with a stable address, for weights Folio builds itself.
+public final class FloatBuffer: @unchecked Sendable {
+  public let pointer: UnsafeMutablePointer<Float>
+  public let count: Int
+  public init(count: Int) {
+    self.count = count
+    pointer = .allocate(capacity: max(count, 1))
+    pointer.initialize(repeating: 0, count: count)
+  }
+  public convenience init(_ values: [Float]) {
+    self.init(count: values.count)
+    values.withUnsafeBufferPointer { if let b = $0.baseAddress { pointer.update(from: b, count: values.count) } }
+  }
+  deinit { pointer.deallocate() }
+}
+
+/// Element-type conversions between checkpoint types and fp32.
+public enum Convert {
+  /// Exact bf16 → fp32 (bf16 is the top half of an fp32).
+  @inlinable public static func float(fromBFloat16 bits: UInt16) -> Float {
+    Float(bitPattern: UInt32(bits) << 16)
+  }
+
+  /// fp32 → bf16 with round-to-nearest-even, as torch does.
+  @inlinable public static func bfloat16(from value: Float) -> UInt16 {
+    let bits = value.bitPattern
+    if value.isNaN { return 0x7FC0 }
+    let rounding = UInt32(0x7FFF) + ((bits >> 16) & 1)
+    return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
+  }
+
+  /// Widens `count` elements of `type` at `source` into fp32.
+  @inlinable public static func widen(
+    _ source: UnsafeRawPointer, _ type: WeightElementType, count: Int, into destination: UnsafeMutablePointer<Float>
+  ) {
+    switch type {
+    case .float32:
+      destination.update(from: source.assumingMemoryBound(to: Float.self), count: count)
+    case .bfloat16:
+      var i = 0
+      while i + 16 <= count {
+        let h = source.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<UInt16>.self)
+        let w = SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16
+        UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(w, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        i += 16
+      }
+      while i < count {
+        destination[i] = float(fromBFloat16: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
+        i += 1
+      }
+    case .float16:
+      for i in 0..<count {
+        destination[i] = Float(Float16(bitPattern: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import FolioBase
+import FolioKernels
+import FolioTensors
+import Foundation
+
+/// The Qwen3.5 text decoder: embeddings, hybrid Gated DeltaNet / gated attention layers, dense or sparse MLPs,
+/// final norm and LM head (qwen35.md §2). Weights stay memory-mapped in their stored type; activations are fp32.
+public final class TextModel: Sendable {
+  public let config: TextConfiguration
+  let weights: TextWeights
+  let rotary: TextRotary
+
+  init(config: TextConfiguration, weights: TextWeights) {
+    self.config = config
+    self.weights = weights
+    rotary = TextRotary(config: config)
+  }
+
+  /// Loads the decoder weights of `store`, validated against `config`.
+  public convenience init(store: TensorStore, config: TextConfiguration) throws {
+    self.init(config: config, weights: try TextWeights.load(from: store, config: config))
+  }
+
+  /// A new, empty state for this model.
+  public func makeState() -> DecoderState { DecoderState(config: config) }
+
+  /// Runs `tokens` through the decoder after what `state` has seen and returns the logits of the last position.
+  public func forward(tokens: [Int], state: inout DecoderState, pool: ComputePool) throws -> [Float] {
+    guard !tokens.isEmpty else { throw FolioError(.invalidArgument, "forward needs at least one token.") }
+    let h = config.hiddenSize
+    let hidden = FloatBuffer(count: tokens.count * h)
+    for (t, id) in tokens.enumerated() {
+      guard id >= 0, id < config.vocabularySize else {
+        throw FolioError(.invalidArgument, "token id \(id) is outside the vocabulary (0..<\(config.vocabularySize)).")
+      }
+      weights.embedTokens.copyRow(id, into: hidden.pointer + t * h)
+    }
+    let start = state.tokenCount + state.positionDelta
+    let positions = (0..<tokens.count).map { PositionTriple(uniform: start + $0) }
+    return forward(embeddings: hidden, count: tokens.count, positions: positions, state: &state, pool: pool)
+  }
+
+  /// Runs `count` input embeddings (`[count, hidden]`, consumed) with explicit (t, h, w) positions and returns the
+  /// logits of the last position. Multimodal prompts use this with image features in place of pad embeddings.
+  public func forward(
+    embeddings hidden: FloatBuffer, count: Int, positions: [PositionTriple], state: inout DecoderState,
+    pool: ComputePool
+  ) -> [Float] {
+    let h = config.hiddenSize
+    let normed = FloatBuffer(count: count * h)
+    let mixed = FloatBuffer(count: count * h)
+    let table = rotary.table(for: positions)
+    for (i, layer) in weights.layers.enumerated() {
+      copyNormed(hidden, into: normed, count: count, scale: layer.inputNormScale)
+      switch (layer.mixer, state.layers[i]) {
+      case (.linear(let w), .linear(var conv, var recurrent)):
+        state.layers[i] = .linear(conv: [], recurrent: [])  // release storage so the update happens in place
+        GatedDeltaNet(config: config, weights: w).forward(
+          normed.pointer, tokens: count, conv: &conv, recurrent: &recurrent, output: mixed.pointer, pool: pool)
+        state.layers[i] = .linear(conv: conv, recurrent: recurrent)
+      case (.full(let w), .full(var keys, var values)):
+        state.layers[i] = .full(keys: [], values: [])
+        GatedAttention(config: config, weights: w).forward(
+          normed.pointer, tokens: count, rotary: table, keys: &keys, values: &values, output: mixed.pointer,
+          pool: pool)
+        state.layers[i] = .full(keys: keys, values: values)
+      default:
+        preconditionFailure("decoder state does not match the model's layer kinds")
+      }
+      add(mixed, into: hidden, count: count * h)
+      copyNormed(hidden, into: normed, count: count, scale: layer.postAttentionNormScale)
+      switch layer.feedForward {
+      case .dense(let w): FeedForward.dense(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
+      case .sparse(let w): FeedForward.sparse(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
+      }
+      add(mixed, into: hidden, count: count * h)
+    }
+    state.tokenCount += count
+    let last = hidden.pointer + (count - 1) * h
+    weights.finalNormScale.withUnsafeBufferPointer {
+      Elementwise.rmsNorm(last, count: h, scale: $0.baseAddress!, epsilon: config.rmsNormEpsilon)
+    }
+    var logits = [Float](repeating: 0, count: config.vocabularySize)
+    logits.withUnsafeMutableBufferPointer {
+      MatMul.linear(last, tokens: 1, weight: weights.lmHead, into: $0.baseAddress!, pool: pool)
+    }
+    return logits
+  }
+
+  private func copyNormed(_ source: FloatBuffer, into destination: FloatBuffer, count: Int, scale: [Float]) {
+    let h = config.hiddenSize
+    destination.pointer.update(from: source.pointer, count: count * h)
+    scale.withUnsafeBufferPointer { s in
+      for t in 0..<count {
+        Elementwise.rmsNorm(destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
+      }
+    }
+  }
+
+  private func add(_ source: FloatBuffer, into destination: FloatBuffer, count: Int) {
+    for i in 0..<count { destination.pointer[i] += source.pointer[i] }
+  }
+}
+
+/// A token's (temporal, height, width) rotary position; equal rows for text.
+public struct PositionTriple: Sendable, Equatable {
+  public var t: Int
+  public var h: Int
+  public var w: Int
+  public init(t: Int, h: Int, w: Int) {
+    self.t = t
+    self.h = h
+    self.w = w
+  }
+  /// A text position: all three rows equal.
+  public init(uniform p: Int) { self.init(t: p, h: p, w: p) }
+}

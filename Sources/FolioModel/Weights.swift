@@ -1,0 +1,244 @@
+import FolioBase
+import FolioKernels
+import FolioTensors
+import Foundation
+
+/// Weights of one Gated DeltaNet layer (qwen35.md §2.4), small vectors widened to fp32 at load.
+struct GatedDeltaNetWeights: Sendable {
+  var inProjQKV: WeightMatrix
+  var inProjZ: WeightMatrix
+  var inProjB: WeightMatrix
+  var inProjA: WeightMatrix
+  /// Depthwise taps, `[conv_dim, K]`; tap K−1 multiplies the current token.
+  var convTaps: [Float]
+  var dtBias: [Float]
+  /// `−exp(A_log)`, precomputed in fp32 exactly as the reference does per call.
+  var negativeDecayRate: [Float]
+  /// The gated RMSNorm's plain weight `[dv]`.
+  var normWeight: [Float]
+  var outProj: WeightMatrix
+}
+
+/// Weights of one gated full-attention layer (qwen35.md §2.5).
+struct AttentionWeights: Sendable {
+  var qProj: WeightMatrix
+  var kProj: WeightMatrix
+  var vProj: WeightMatrix
+  var oProj: WeightMatrix
+  /// `1 + w` of the zero-centred q/k norms.
+  var qNormScale: [Float]
+  var kNormScale: [Float]
+}
+
+/// A SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+struct MLPWeights: Sendable {
+  var gate: WeightMatrix
+  var up: WeightMatrix
+  var down: WeightMatrix
+}
+
+/// The sparse MoE block with a shared expert (qwen35.md §2.7).
+struct MoEWeights: Sendable {
+  var router: WeightMatrix
+  var experts: [MLPWeights]
+  var shared: MLPWeights
+  var sharedGate: WeightMatrix
+  var expertsPerToken: Int
+}
+
+enum TokenMixerWeights: Sendable {
+  case linear(GatedDeltaNetWeights)
+  case full(AttentionWeights)
+}
+
+enum FeedForwardWeights: Sendable {
+  case dense(MLPWeights)
+  case sparse(MoEWeights)
+}
+
+struct DecoderLayerWeights: Sendable {
+  var inputNormScale: [Float]
+  var postAttentionNormScale: [Float]
+  var mixer: TokenMixerWeights
+  var feedForward: FeedForwardWeights
+}
+
+/// All text-decoder weights of a checkpoint, viewed in place in the mapped safetensors files.
+struct TextWeights: Sendable {
+  var embedTokens: WeightMatrix
+  var layers: [DecoderLayerWeights]
+  var finalNormScale: [Float]
+  var lmHead: WeightMatrix
+}
+
+/// Reads checkpoint tensors by module path, checking presence, dtype and shape, with errors that name the file.
+struct WeightReader {
+  let store: TensorStore
+  /// Prefix of text-decoder tensors, e.g. `model.language_model.`.
+  let prefix: String
+
+  /// Finds the text decoder's prefix among the layouts Folio reads.
+  static func textPrefix(in store: TensorStore) throws -> String {
+    for candidate in ["model.language_model.", "model.", "language_model.model."]
+    where store[candidate + "embed_tokens.weight"] != nil {
+      return candidate
+    }
+    throw FolioError(
+      .missingTensor,
+      "\(store.folder.path): no embed_tokens.weight under model.language_model., model. or language_model.model.; this does not look like a Qwen3.5 checkpoint.")
+  }
+
+  func tensor(_ name: String) throws -> TensorView {
+    guard let t = store[name] else {
+      throw FolioError(.missingTensor, "\(store.folder.path): tensor '\(name)' is missing from the checkpoint.")
+    }
+    guard t.dtype == .f32 || t.dtype == .bf16 || t.dtype == .f16 else {
+      throw FolioError(
+        .unsupportedDType,
+        "\(t.file.url.lastPathComponent): tensor '\(name)' is \(t.dtype.rawValue); expected F32, BF16 or F16.")
+    }
+    return t
+  }
+
+  func checkShape(_ t: TensorView, _ expected: [Int]) throws {
+    guard t.shape == expected else {
+      throw FolioError(
+        .tensorShapeMismatch,
+        "\(t.file.url.lastPathComponent): tensor '\(t.name)' has shape \(t.shape), expected \(expected) from config.json.")
+    }
+  }
+
+  /// A `[rows, columns]` matrix named `prefix + name` (or the absolute `name` when `absolute`).
+  func matrix(_ name: String, _ rows: Int, _ columns: Int, absolute: Bool = false) throws -> WeightMatrix {
+    let t = try tensor(absolute ? name : prefix + name)
+    try checkShape(t, [rows, columns])
+    return Self.matrix(t, rows: rows, columns: columns)
+  }
+
+  /// A vector of `count` floats; `shape` defaults to `[count]`.
+  func vector(_ name: String, _ count: Int, shape: [Int]? = nil) throws -> [Float] {
+    let t = try tensor(prefix + name)
+    try checkShape(t, shape ?? [count])
+    return try t.floats()
+  }
+
+  /// A zero-centred RMSNorm weight as its effective scale `1 + w` (fp32, as the reference computes it).
+  func normScale(_ name: String, _ count: Int) throws -> [Float] {
+    try vector(name, count).map { 1 + $0 }
+  }
+
+  static func matrix(_ t: TensorView, rows: Int, columns: Int, rowOffset: Int = 0) -> WeightMatrix {
+    let type: WeightElementType =
+      switch t.dtype {
+      case .bf16: .bfloat16
+      case .f16: .float16
+      default: .float32
+      }
+    let stride = columns * type.byteWidth
+    return WeightMatrix(base: t.data + rowOffset * stride, rows: rows, columns: columns, elementType: type, owner: t.file)
+  }
+}
+
+extension TextWeights {
+  /// Loads and validates every text-decoder tensor against `config`.
+  static func load(from store: TensorStore, config c: TextConfiguration) throws -> TextWeights {
+    let reader = WeightReader(store: store, prefix: try WeightReader.textPrefix(in: store))
+    let h = c.hiddenSize
+    let embed = try reader.matrix("embed_tokens.weight", c.vocabularySize, h)
+    var layers: [DecoderLayerWeights] = []
+    for (i, kind) in c.layerKinds.enumerated() {
+      let p = "layers.\(i)."
+      let mixer: TokenMixerWeights
+      switch kind {
+      case .linearAttention:
+        mixer = .linear(try loadGatedDeltaNet(reader, p + "linear_attn.", c))
+      case .fullAttention:
+        let d = c.headDimension
+        mixer = .full(
+          AttentionWeights(
+            qProj: try reader.matrix(p + "self_attn.q_proj.weight", 2 * c.attentionHeads * d, h),
+            kProj: try reader.matrix(p + "self_attn.k_proj.weight", c.keyValueHeads * d, h),
+            vProj: try reader.matrix(p + "self_attn.v_proj.weight", c.keyValueHeads * d, h),
+            oProj: try reader.matrix(p + "self_attn.o_proj.weight", h, c.attentionHeads * d),
+            qNormScale: try reader.normScale(p + "self_attn.q_norm.weight", d),
+            kNormScale: try reader.normScale(p + "self_attn.k_norm.weight", d)))
+      }
+      let feedForward: FeedForwardWeights
+      if let e = c.experts {
+        feedForward = .sparse(try loadMoE(reader, p + "mlp.", c, e))
+      } else {
+        feedForward = .dense(try loadMLP(reader, p + "mlp.", hidden: h, intermediate: c.intermediateSize))
+      }
+      layers.append(
+        DecoderLayerWeights(
+          inputNormScale: try reader.normScale(p + "input_layernorm.weight", h),
+          postAttentionNormScale: try reader.normScale(p + "post_attention_layernorm.weight", h),
+          mixer: mixer, feedForward: feedForward))
+    }
+    // qwen35.md §1.4: the model is tied iff lm_head.weight is absent.
+    let headName = reader.prefix == "language_model.model." ? "language_model.lm_head.weight" : "lm_head.weight"
+    let lmHead =
+      store[headName] != nil
+      ? try reader.matrix(headName, c.vocabularySize, h, absolute: true) : embed
+    return TextWeights(
+      embedTokens: embed, layers: layers, finalNormScale: try reader.normScale("norm.weight", h), lmHead: lmHead)
+  }
+
+  private static func loadGatedDeltaNet(_ r: WeightReader, _ p: String, _ c: TextConfiguration) throws -> GatedDeltaNetWeights {
+    let h = c.hiddenSize
+    let valueDim = c.linearValueHeads * c.linearValueHeadDimension
+    let convDim = c.linearConvDimension
+    let k = c.convKernelSize
+    let aLog = try r.vector(p + "A_log", c.linearValueHeads)
+    return GatedDeltaNetWeights(
+      inProjQKV: try r.matrix(p + "in_proj_qkv.weight", convDim, h),
+      inProjZ: try r.matrix(p + "in_proj_z.weight", valueDim, h),
+      inProjB: try r.matrix(p + "in_proj_b.weight", c.linearValueHeads, h),
+      inProjA: try r.matrix(p + "in_proj_a.weight", c.linearValueHeads, h),
+      convTaps: try r.vector(p + "conv1d.weight", convDim * k, shape: [convDim, 1, k]),
+      dtBias: try r.vector(p + "dt_bias", c.linearValueHeads),
+      negativeDecayRate: aLog.map { -exp($0) },
+      normWeight: try r.vector(p + "norm.weight", c.linearValueHeadDimension),
+      outProj: try r.matrix(p + "out_proj.weight", h, valueDim))
+  }
+
+  private static func loadMLP(_ r: WeightReader, _ p: String, hidden: Int, intermediate: Int) throws -> MLPWeights {
+    MLPWeights(
+      gate: try r.matrix(p + "gate_proj.weight", intermediate, hidden),
+      up: try r.matrix(p + "up_proj.weight", intermediate, hidden),
+      down: try r.matrix(p + "down_proj.weight", hidden, intermediate))
+  }
+
+  /// Experts stored fused (`experts.gate_up_proj` `[E, 2·Im, H]`, `experts.down_proj` `[E, H, Im]`) or one tensor
+  /// per expert (`experts.{e}.{gate,up,down}_proj.weight`), both viewed without copying.
+  private static func loadMoE(
+    _ r: WeightReader, _ p: String, _ c: TextConfiguration, _ e: ExpertConfiguration
+  ) throws -> MoEWeights {
+    let h = c.hiddenSize
+    let im = e.expertIntermediateSize
+    var experts: [MLPWeights] = []
+    if r.store[r.prefix + p + "experts.gate_up_proj"] != nil {
+      let gateUp = try r.tensor(r.prefix + p + "experts.gate_up_proj")
+      try r.checkShape(gateUp, [e.expertCount, 2 * im, h])
+      let down = try r.tensor(r.prefix + p + "experts.down_proj")
+      try r.checkShape(down, [e.expertCount, h, im])
+      for x in 0..<e.expertCount {
+        experts.append(
+          MLPWeights(
+            gate: WeightReader.matrix(gateUp, rows: im, columns: h, rowOffset: x * 2 * im),
+            up: WeightReader.matrix(gateUp, rows: im, columns: h, rowOffset: x * 2 * im + im),
+            down: WeightReader.matrix(down, rows: h, columns: im, rowOffset: x * h)))
+      }
+    } else {
+      for x in 0..<e.expertCount {
+        experts.append(try loadMLP(r, p + "experts.\(x).", hidden: h, intermediate: im))
+      }
+    }
+    return MoEWeights(
+      router: try r.matrix(p + "gate.weight", e.expertCount, h),
+      experts: experts,
+      shared: try loadMLP(r, p + "shared_expert.", hidden: h, intermediate: e.sharedExpertIntermediateSize),
+      sharedGate: try r.matrix(p + "shared_expert_gate.weight", 1, h),
+      expertsPerToken: e.expertsPerToken)
+  }
+}
