@@ -3,7 +3,8 @@ import PackageDescription
 
 /// Folio: a local document-processing daemon running Qwen3.5 on the CPU.
 ///
-/// Targets point one way: FolioBase → FolioTensors/FolioKernels/FolioTokenizer → FolioModel → FolioEngine → FolioCLI → folio.
+/// Targets point one way: C shims → codecs / kernels → model → engine → pipelines → store → daemon → CLI → folio.
+/// Only FolioStore imports GRDB; only FolioCodecs imports the C image libraries.
 let package = Package(
   name: "Folio",
   platforms: [.macOS(.v14)],
@@ -13,6 +14,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     .target(name: "FolioBase"),
@@ -21,6 +24,15 @@ let package = Package(
       name: "FolioKernels", dependencies: ["FolioBase"],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     .target(name: "FolioTokenizer", dependencies: ["FolioBase"]),
+    // Image decoding (issue 3): libpng/libjpeg through pkg-config, a C shim that owns setjmp/error_exit.
+    .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+    .target(name: "CFolioImage", dependencies: ["CPNG", "CJPEG"]),
+    .target(name: "FolioCodecs", dependencies: ["FolioBase", "CFolioImage"]),
+    // The daemon (issue 4).
+    .target(name: "FolioPipelines", dependencies: ["FolioBase", .product(name: "Yams", package: "Yams")]),
+    .target(name: "FolioStore", dependencies: ["FolioBase", .product(name: "GRDB", package: "GRDB.swift")]),
+    .target(name: "FolioInbox", dependencies: ["FolioBase"]),
     .target(
       name: "FolioModel", dependencies: ["FolioBase", "FolioTensors", "FolioKernels"],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
@@ -42,5 +54,9 @@ let package = Package(
     .testTarget(name: "FolioModelTests", dependencies: ["FolioModel", "FolioTensors", "FolioKernels"]),
     .testTarget(name: "FolioEngineTests", dependencies: ["FolioEngine", "FolioModel", "FolioTokenizer"]),
     .testTarget(name: "FolioCLITests", dependencies: ["FolioCLI"]),
+    .testTarget(name: "FolioCodecsTests", dependencies: ["FolioCodecs"]),
+    .testTarget(name: "FolioPipelinesTests", dependencies: ["FolioPipelines"]),
+    .testTarget(name: "FolioStoreTests", dependencies: ["FolioStore"]),
+    .testTarget(name: "FolioInboxTests", dependencies: ["FolioInbox"]),
   ]
 )

@@ -1,0 +1,1 @@
+// Placeholder: the image shim (issue 3).

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The `folio` command line. The executable only calls `FolioCommand.main()`; every command lives here.
+///
+/// Exit codes: 0 success; 1 a runtime error (printed as `Error: [code] message`); 64 bad usage.
+public struct FolioCommand: AsyncParsableCommand {
+  public static let configuration = CommandConfiguration(
+    commandName: "folio",
+    abstract: "Local document processing with Qwen3.5 on the CPU.",
+    version: "0.1.0",
+    subcommands: [GenerateCommand.self, TokenizeCommand.self])
+
+  public init() {}
+}

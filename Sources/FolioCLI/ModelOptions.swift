@@ -1,0 +1,48 @@
+import ArgumentParser
+import FolioKernels
+
+/// Options that pick a model and how it runs.
+struct ModelOptions: ParsableArguments {
+  @Option(name: .long, help: "Model folder, Hugging Face cache entry, or model id (Org/Name) in the HF cache.")
+  var model: String
+
+  @Option(name: .long, help: "Compute threads (default: all cores).")
+  var threads: Int?
+
+  func validate() throws {
+    if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+  }
+
+  var pool: ComputePool { ComputePool(threadCount: threads) }
+}
+
+/// Sampling and length options shared by commands that generate text.
+struct GenerationOptions: ParsableArguments {
+  @Option(name: .long, help: "Stop after this many generated tokens.")
+  var maxTokens: Int = 512
+
+  @Option(name: .long, help: "Sampling temperature; 0 is greedy. Default: the checkpoint's generation_config.json, else greedy.")
+  var temperature: Double?
+
+  @Option(name: .long, help: "Nucleus sampling: keep the most likely tokens up to this total probability.")
+  var topP: Double?
+
+  @Option(name: .long, help: "Keep only the K most likely tokens.")
+  var topK: Int?
+
+  @Option(name: .long, help: "Drop tokens less likely than this fraction of the top token's probability.")
+  var minP: Double?
+
+  @Option(name: .long, help: "Penalise tokens already in the prompt or output (1 = off).")
+  var repetitionPenalty: Double?
+
+  @Option(name: .long, help: "Subtract this from the logits of tokens already generated.")
+  var presencePenalty: Double?
+
+  @Option(name: .long, help: "Random seed for sampling (reproducible output).")
+  var seed: UInt64?
+
+  func validate() throws {
+    if maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0.") }
+  }
+}
