@@ -58,8 +58,8 @@ public struct ModelConfiguration: Sendable, Equatable {
   /// `qwen3_5`, `qwen3_5_moe`, or a text-only `qwen3_5_text` / `qwen3_5_moe_text`.
   public var modelType: String
   public var text: TextConfiguration
-  /// The raw `vision_config` object (decoded by the vision encoder when it is used).
-  public var hasVision: Bool
+  /// The vision tower, if the checkpoint has one.
+  public var vision: VisionConfiguration?
   public var imageTokenID: Int
   public var videoTokenID: Int
   public var visionStartTokenID: Int
@@ -104,7 +104,7 @@ public struct ModelConfiguration: Sendable, Equatable {
     var tied = text
     if let top = root["tie_word_embeddings"] as? Bool, root["text_config"] != nil { tied.tieWordEmbeddings = top }
     return ModelConfiguration(
-      modelType: modelType, text: tied, hasVision: root["vision_config"] is [String: Any],
+      modelType: modelType, text: tied, vision: try VisionConfiguration.parse(root, source: source),
       imageTokenID: reader.int(root, "image_token_id", default: 248056),
       videoTokenID: reader.int(root, "video_token_id", default: 248057),
       visionStartTokenID: reader.int(root, "vision_start_token_id", default: 248053),

@@ -1,0 +1,319 @@
+import FolioBase
+import FolioKernels
+import FolioTensors
+import Foundation
+
+/// A linear layer with bias.
+struct AffineWeights: Sendable {
+  var weight: WeightMatrix
+  var bias: [Float]
+
+  /// `y = x·Wᵀ + b` for `tokens` rows.
+  func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    MatMul.linear(x, tokens: tokens, weight: weight, into: y, pool: pool)
+    let n = weight.rows
+    bias.withUnsafeBufferPointer { b in
+      for t in 0..<tokens { Elementwise.addScaled(y + t * n, b.baseAddress!, 1, count: n) }
+    }
+  }
+}
+
+/// A LayerNorm with weight and bias.
+struct LayerNormWeights: Sendable {
+  var weight: [Float]
+  var bias: [Float]
+  var epsilon: Float
+
+  /// Normalises each of `tokens` rows of `x` into `y` (may alias).
+  func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
+    let n = weight.count
+    for t in 0..<tokens {
+      let row = x + t * n
+      let out = y + t * n
+      var mean: Float = 0
+      for i in 0..<n { mean += row[i] }
+      mean /= Float(n)
+      var variance: Float = 0
+      for i in 0..<n {
+        let d = row[i] - mean
+        variance += d * d
+      }
+      variance /= Float(n)
+      let inverse = 1 / (variance + epsilon).squareRoot()
+      for i in 0..<n { out[i] = (row[i] - mean) * inverse * weight[i] + bias[i] }
+    }
+  }
+}
+
+struct VisionBlockWeights: Sendable {
+  var norm1: LayerNormWeights
+  var norm2: LayerNormWeights
+  var qkv: AffineWeights
+  var proj: AffineWeights
+  var fc1: AffineWeights
+  var fc2: AffineWeights
+}
+
+/// One image's patch grid in patches (`grid_thw`): `t` frames of `h × w` patches.
+public struct PatchGrid: Sendable, Equatable {
+  public var t: Int
+  public var h: Int
+  public var w: Int
+  public init(t: Int, h: Int, w: Int) {
+    self.t = t
+    self.h = h
+    self.w = w
+  }
+  /// Patches in the grid.
+  public var patchCount: Int { t * h * w }
+}
+
+/// The Qwen3.5 vision tower (qwen35.md §4.2–4.6): patch embedding, interpolated learned positions, 2-D rotary,
+/// bidirectional attention blocks per image, and the 2×2 patch merger into the text model's width.
+public final class VisionEncoder: Sendable {
+  public let config: VisionConfiguration
+  let patchEmbed: AffineWeights
+  /// The learned `[side², hidden]` position table, widened to fp32.
+  let positionTable: [Float]
+  let blocks: [VisionBlockWeights]
+  let mergerNorm: LayerNormWeights
+  let mergerFC1: AffineWeights
+  let mergerFC2: AffineWeights
+
+  /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
+  public init(store: TensorStore, config c: VisionConfiguration) throws {
+    self.config = c
+    let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
+    let r = WeightReader(store: store, prefix: prefix)
+    let h = c.hiddenSize
+    func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
+      AffineWeights(weight: try r.matrix(name + ".weight", rows, columns), bias: try r.vector(name + ".bias", rows))
+    }
+    func layerNorm(_ name: String) throws -> LayerNormWeights {
+      LayerNormWeights(weight: try r.vector(name + ".weight", h), bias: try r.vector(name + ".bias", h), epsilon: 1e-6)
+    }
+    let patch = try r.tensor(prefix + "patch_embed.proj.weight")
+    try r.checkShape(patch, [h, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
+    patchEmbed = AffineWeights(
+      weight: WeightReader.matrix(patch, rows: h, columns: c.patchValueCount),
+      bias: try r.vector("patch_embed.proj.bias", h))
+    positionTable = try r.vector("pos_embed.weight", c.positionEmbeddingCount * h, shape: [c.positionEmbeddingCount, h])
+    blocks = try (0..<c.depth).map { j in
+      let p = "blocks.\(j)."
+      return VisionBlockWeights(
+        norm1: try layerNorm(p + "norm1"), norm2: try layerNorm(p + "norm2"),
+        qkv: try affine(p + "attn.qkv", 3 * h, h), proj: try affine(p + "attn.proj", h, h),
+        fc1: try affine(p + "mlp.linear_fc1", c.intermediateSize, h),
+        fc2: try affine(p + "mlp.linear_fc2", h, c.intermediateSize))
+    }
+    let merged = h * c.spatialMergeSize * c.spatialMergeSize
+    mergerNorm = try layerNorm("merger.norm")
+    mergerFC1 = try affine("merger.linear_fc1", merged, merged)
+    mergerFC2 = try affine("merger.linear_fc2", c.outHiddenSize, merged)
+  }
+
+  /// Encodes `pixelValues` (`[Σ patches, patchValueCount]`, images in order, each in 2×2-block patch order) into
+  /// `[Σ patches / 4, outHiddenSize]` features, the rows that replace the images' `<|image_pad|>` embeddings.
+  public func encode(pixelValues: [Float], grids: [PatchGrid], pool: ComputePool) throws -> [Float] {
+    let c = config
+    let h = c.hiddenSize
+    let total = grids.reduce(0) { $0 + $1.patchCount }
+    let mergeArea = c.spatialMergeSize * c.spatialMergeSize
+    guard pixelValues.count == total * c.patchValueCount else {
+      throw FolioError(
+        .invalidArgument,
+        "pixel values hold \(pixelValues.count) floats; the grids need \(total) × \(c.patchValueCount).")
+    }
+    guard grids.allSatisfy({ $0.h % c.spatialMergeSize == 0 && $0.w % c.spatialMergeSize == 0 && $0.t > 0 }) else {
+      throw FolioError(.invalidArgument, "every patch grid must be a multiple of the merge size \(c.spatialMergeSize).")
+    }
+    let hidden = FloatBuffer(count: total * h)
+    pixelValues.withUnsafeBufferPointer { pv in
+      patchEmbed.apply(pv.baseAddress!, tokens: total, into: hidden.pointer, pool: pool)
+    }
+    let (rows, columns) = patchCoordinates(grids)
+    addInterpolatedPositions(hidden, grids: grids)
+    let rotary = VisionRotary(config: c, rows: rows, columns: columns)
+
+    let normed = FloatBuffer(count: total * h)
+    let qkv = FloatBuffer(count: total * 3 * h)
+    let attended = FloatBuffer(count: total * h)
+    let projected = FloatBuffer(count: total * h)
+    let intermediate = FloatBuffer(count: total * c.intermediateSize)
+    for block in blocks {
+      block.norm1.apply(hidden.pointer, tokens: total, into: normed.pointer)
+      block.qkv.apply(normed.pointer, tokens: total, into: qkv.pointer, pool: pool)
+      attend(qkv: qkv, grids: grids, rotary: rotary, into: attended, pool: pool)
+      block.proj.apply(attended.pointer, tokens: total, into: projected.pointer, pool: pool)
+      for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
+      block.norm2.apply(hidden.pointer, tokens: total, into: normed.pointer)
+      block.fc1.apply(normed.pointer, tokens: total, into: intermediate.pointer, pool: pool)
+      for i in 0..<(total * c.intermediateSize) { intermediate.pointer[i] = Elementwise.geluTanh(intermediate.pointer[i]) }
+      block.fc2.apply(intermediate.pointer, tokens: total, into: projected.pointer, pool: pool)
+      for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
+    }
+    // Merger: LayerNorm per patch, then 4 consecutive patches (one 2×2 block) form one row.
+    mergerNorm.apply(hidden.pointer, tokens: total, into: hidden.pointer)
+    let mergedCount = total / mergeArea
+    let mergedWidth = h * mergeArea
+    let fc1 = FloatBuffer(count: mergedCount * mergedWidth)
+    mergerFC1.apply(hidden.pointer, tokens: mergedCount, into: fc1.pointer, pool: pool)
+    for i in 0..<(mergedCount * mergedWidth) { fc1.pointer[i] = Elementwise.geluErf(fc1.pointer[i]) }
+    var features = [Float](repeating: 0, count: mergedCount * c.outHiddenSize)
+    features.withUnsafeMutableBufferPointer {
+      mergerFC2.apply(fc1.pointer, tokens: mergedCount, into: $0.baseAddress!, pool: pool)
+    }
+    return features
+  }
+
+  /// (row, column) of every patch in 2×2-block order (qwen35.md §4.1 step 5, §4.4).
+  func patchCoordinates(_ grids: [PatchGrid]) -> (rows: [Int], columns: [Int]) {
+    let m = config.spatialMergeSize
+    var rows: [Int] = []
+    var columns: [Int] = []
+    for g in grids {
+      for _ in 0..<g.t {
+        for blockRow in 0..<(g.h / m) {
+          for blockColumn in 0..<(g.w / m) {
+            for dy in 0..<m {
+              for dx in 0..<m {
+                rows.append(blockRow * m + dy)
+                columns.append(blockColumn * m + dx)
+              }
+            }
+          }
+        }
+      }
+    }
+    return (rows, columns)
+  }
+
+  /// Adds the learned position table, bilinearly interpolated (align_corners) to each image's grid (§4.3).
+  func addInterpolatedPositions(_ hidden: FloatBuffer, grids: [PatchGrid]) {
+    let h = config.hiddenSize
+    let side = config.positionGridSide
+    let m = config.spatialMergeSize
+    /// Taps and weights along one axis of length n.
+    func taps(_ index: Int, _ n: Int) -> [(Int, Float)] {
+      let source = Float(index) * Float(side - 1) / Float(max(n - 1, 1))
+      let f = floorf(source)
+      let lower = Int(f)
+      let upper = lower + 1
+      let wLower = 1 - abs(source - Float(lower))
+      let wUpper = 1 - abs(source - Float(upper))
+      return [(min(max(lower, 0), side - 1), wLower), (min(max(upper, 0), side - 1), wUpper)]
+    }
+    var patch = 0
+    let sum = UnsafeMutablePointer<Float>.allocate(capacity: h)
+    defer { sum.deallocate() }
+    positionTable.withUnsafeBufferPointer { table in
+      for g in grids {
+        for _ in 0..<g.t {
+          for blockRow in 0..<(g.h / m) {
+            for blockColumn in 0..<(g.w / m) {
+              for dy in 0..<m {
+                for dx in 0..<m {
+                  sum.initialize(repeating: 0, count: h)
+                  for (r, wr) in taps(blockRow * m + dy, g.h) {
+                    for (c, wc) in taps(blockColumn * m + dx, g.w) {
+                      Elementwise.addScaled(sum, table.baseAddress! + (r * side + c) * h, wr * wc, count: h)
+                    }
+                  }
+                  Elementwise.addScaled(hidden.pointer + patch * h, sum, 1, count: h)
+                  patch += 1
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Bidirectional multi-head attention within each frame of each image, with 2-D rotary on q and k.
+  func attend(qkv: FloatBuffer, grids: [PatchGrid], rotary: VisionRotary, into out: FloatBuffer, pool: ComputePool) {
+    let h = config.hiddenSize
+    let heads = config.heads
+    let d = config.headDimension
+    let total = grids.reduce(0) { $0 + $1.patchCount }
+    // Rotate q and k in place: qkv rows are [Q all heads | K all heads | V all heads].
+    for p in 0..<total {
+      for head in 0..<heads {
+        rotary.apply(qkv.pointer + p * 3 * h + head * d, patch: p)
+        rotary.apply(qkv.pointer + p * 3 * h + h + head * d, patch: p)
+      }
+    }
+    var segments: [Range<Int>] = []
+    var start = 0
+    for g in grids {
+      for _ in 0..<g.t {
+        segments.append(start..<(start + g.h * g.w))
+        start += g.h * g.w
+      }
+    }
+    let scale = 1 / Float(d).squareRoot()
+    for segment in segments {
+      pool.parallelFor(segment.count * heads) { range in
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: segment.count)
+        defer { scores.deallocate() }
+        for item in range {
+          let p = segment.lowerBound + item / heads
+          let head = item % heads
+          let q = qkv.pointer + p * 3 * h + head * d
+          for (s, other) in segment.enumerated() {
+            scores[s] = Dot.float(q, qkv.pointer + other * 3 * h + h + head * d, count: d) * scale
+          }
+          Elementwise.softmax(scores, count: segment.count)
+          let o = out.pointer + p * h + head * d
+          o.initialize(repeating: 0, count: d)
+          for (s, other) in segment.enumerated() {
+            Elementwise.addScaled(o, qkv.pointer + other * 3 * h + 2 * h + head * d, scores[s], count: d)
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The vision blocks' 2-D rotary: per patch, `cat(row·f, col·f)` duplicated over the head (§4.4).
+struct VisionRotary {
+  let cos: [Float]
+  let sin: [Float]
+  let half: Int
+
+  init(config: VisionConfiguration, rows: [Int], columns: [Int]) {
+    let d = config.headDimension
+    half = d / 2
+    let quarter = d / 4
+    let dim = Float(half)
+    let theta = Float(config.ropeTheta)
+    let inverse = (0..<quarter).map { i in 1 / powf(theta, Float(2 * i) / dim) }
+    var cosines = [Float](repeating: 0, count: rows.count * half)
+    var sines = cosines
+    for p in rows.indices {
+      for i in 0..<quarter {
+        let a = Float(rows[p]) * inverse[i]
+        let b = Float(columns[p]) * inverse[i]
+        cosines[p * half + i] = Foundation.cos(a)
+        sines[p * half + i] = Foundation.sin(a)
+        cosines[p * half + quarter + i] = Foundation.cos(b)
+        sines[p * half + quarter + i] = Foundation.sin(b)
+      }
+    }
+    cos = cosines
+    sin = sines
+  }
+
+  /// Rotates one head (width `2·half`) of patch `p` with `rotate_half`.
+  func apply(_ x: UnsafeMutablePointer<Float>, patch p: Int) {
+    let base = p * half
+    for j in 0..<half {
+      let c = cos[base + j]
+      let s = sin[base + j]
+      let a = x[j]
+      let b = x[j + half]
+      x[j] = a * c - b * s
+      x[j + half] = b * c + a * s
+    }
+  }
+}
