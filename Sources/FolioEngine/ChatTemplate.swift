@@ -1,19 +1,82 @@
 import Foundation
 
-/// A turn of a conversation.
+/// A turn of a conversation: text, and for user turns, images in place.
+///
+/// Decodes from the Hugging Face message shape: `content` is a string or a list of `{"type": "text", "text": …}` /
+/// `{"type": "image"}` items; an assistant's kept reasoning is `reasoning_content`.
 public struct ChatMessage: Sendable, Equatable, Codable {
   public enum Role: String, Sendable, Codable {
     case system, user, assistant
   }
+
+  /// One item of a message's content.
+  public enum Part: Sendable, Equatable {
+    case text(String)
+    /// An image; its pixels travel separately, in order of appearance.
+    case image
+  }
+
   public var role: Role
-  public var content: String
-  /// An assistant turn's reasoning, if kept apart from `content`.
+  public var parts: [Part]
+  /// An assistant turn's reasoning, if kept apart from the content.
   public var reasoning: String?
 
   public init(role: Role, content: String, reasoning: String? = nil) {
+    self.init(role: role, parts: [.text(content)], reasoning: reasoning)
+  }
+
+  public init(role: Role, parts: [Part], reasoning: String? = nil) {
     self.role = role
-    self.content = content
+    self.parts = parts
     self.reasoning = reasoning
+  }
+
+  /// The text of all text parts, concatenated.
+  public var text: String {
+    parts.map { if case .text(let t) = $0 { t } else { "" } }.joined()
+  }
+
+  /// Number of image parts.
+  public var imageCount: Int { parts.filter { $0 == .image }.count }
+
+  enum CodingKeys: String, CodingKey {
+    case role, content
+    case reasoning = "reasoning_content"
+  }
+
+  private struct Item: Codable {
+    var type: String
+    var text: String?
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    role = try c.decode(Role.self, forKey: .role)
+    reasoning = try c.decodeIfPresent(String.self, forKey: .reasoning)
+    if let text = try? c.decode(String.self, forKey: .content) {
+      parts = [.text(text)]
+    } else {
+      parts = try c.decode([Item].self, forKey: .content).map { item in
+        switch item.type {
+        case "image", "image_url": return .image
+        case "text": return .text(item.text ?? "")
+        default:
+          throw DecodingError.dataCorruptedError(
+            forKey: .content, in: c, debugDescription: "unsupported content type '\(item.type)'")
+        }
+      }
+    }
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(role, forKey: .role)
+    try c.encodeIfPresent(reasoning, forKey: .reasoning)
+    if case .text(let t) = parts.first, parts.count == 1 {
+      try c.encode(t, forKey: .content)
+    } else {
+      try c.encode(parts.map { if case .text(let t) = $0 { Item(type: "text", text: t) } else { Item(type: "image") } }, forKey: .content)
+    }
   }
 }
 
@@ -53,13 +116,23 @@ public struct ChatTemplate: Sendable, Equatable {
     return ChatTemplate(templateSource: nil)
   }
 
+  /// Content items concatenated without separators; an image becomes its vision placeholder.
+  static func renderContent(_ parts: [ChatMessage.Part]) -> String {
+    parts.map {
+      switch $0 {
+      case .text(let t): t
+      case .image: "<|vision_start|><|image_pad|><|vision_end|>"
+      }
+    }.joined()
+  }
+
   /// The prompt text for `messages`; with `addGenerationPrompt` it ends with the assistant header and the
   /// thinking preamble (`enableThinking` nil takes the template's default).
   public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, enableThinking: Bool? = nil) -> String {
     var out = ""
     let lastQuery = messages.lastIndex { $0.role == .user } ?? (messages.count - 1)
     for (index, message) in messages.enumerated() {
-      var content = message.content.jinjaTrimmed
+      var content = Self.renderContent(message.parts).jinjaTrimmed
       switch message.role {
       case .system, .user:
         out += "<|im_start|>\(message.role.rawValue)\n\(content)<|im_end|>\n"

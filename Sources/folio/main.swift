@@ -1,3 +1,0 @@
-import FolioCLI
-
-await FolioCommand.main()

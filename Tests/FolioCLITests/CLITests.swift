@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+/// The `folio` executable run as a real process, as scripts run it.
+@Suite("folio CLI")
+struct CLITests {
+  static let root: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+      url.deleteLastPathComponent()
+      if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { break }
+    }
+    return url
+  }()
+  static let denseModel = root.appendingPathComponent("Tests/Fixtures/models/tiny-dense").path
+
+  /// The `folio` binary built next to the test bundle.
+  static var executable: URL {
+    get throws {
+      let bundleFolder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      for candidate in [
+        bundleFolder.appendingPathComponent("folio"),
+        bundleFolder.deletingLastPathComponent().appendingPathComponent("folio"),
+        root.appendingPathComponent(".build/debug/folio"),
+      ] where FileManager.default.isExecutableFile(atPath: candidate.path) {
+        return candidate
+      }
+      throw CocoaError(.fileNoSuchFile)
+    }
+  }
+
+  struct Output {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  static func run(_ arguments: [String]) throws -> Output {
+    let process = Process()
+    process.executableURL = try executable
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Output(
+      status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+      stderr: String(decoding: stderr, as: UTF8.self))
+  }
+
+  struct Reference: Decodable {
+    struct Case: Decodable {
+      var name: String
+      var prompt_text: String
+      var prompt_ids: [Int]
+      var greedy_ids: [Int]
+    }
+    var cases: [Case]
+  }
+
+  static func shortCase() throws -> Reference.Case {
+    let url = root.appendingPathComponent("Tests/Fixtures/reference/tiny-dense.json")
+    let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
+    return try #require(reference.cases.first { $0.name == "short" })
+  }
+
+  @Test func generateJSONContract() throws {
+    let c = try Self.shortCase()
+    let result = try Self.run([
+      "generate", "--model", Self.denseModel, "--raw", "--prompt", c.prompt_text, "--max-tokens", "8",
+      "--temperature", "0", "--json", "--logprobs", "3", "--threads", "2",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    #expect(object["prompt_tokens"] as? [Int] == c.prompt_ids)
+    #expect(object["tokens"] as? [Int] == Array(c.greedy_ids.prefix(8)))
+    #expect(object["finish_reason"] as? String == "length")
+    #expect(object["model"] as? String != nil)
+    #expect(object["text"] is String)
+    let logprobs = try #require(object["logprobs"] as? [[[String: Any]]])
+    #expect(logprobs.count == 8)
+    for (step, top) in logprobs.enumerated() {
+      #expect(top.count == 3)
+      #expect(top.first?["id"] as? Int == c.greedy_ids[step])
+      let values = top.compactMap { ($0["logprob"] as? NSNumber)?.doubleValue }
+      #expect(values == values.sorted(by: >))
+    }
+    let timings = try #require(object["timings"] as? [String: Any])
+    for key in ["load_s", "prefill_s", "decode_s", "prefill_tokens_per_s", "decode_tokens_per_s"] {
+      #expect(timings[key] is NSNumber, "timings.\(key)")
+    }
+  }
+
+  @Test func streamedTextEqualsJSONText() throws {
+    let c = try Self.shortCase()
+    let arguments = [
+      "generate", "--model", Self.denseModel, "--raw", "--prompt", c.prompt_text, "--max-tokens", "12",
+      "--temperature", "0",
+    ]
+    let streamed = try Self.run(arguments)
+    let json = try Self.run(arguments + ["--json"])
+    #expect(streamed.status == 0 && json.status == 0)
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+    #expect(streamed.stdout == (object["text"] as? String ?? "") + "\n")
+  }
+
+  @Test func tokenize() throws {
+    let c = try Self.shortCase()
+    let plain = try Self.run(["tokenize", "--model", Self.denseModel, c.prompt_text])
+    #expect(plain.status == 0)
+    #expect(plain.stdout == c.prompt_ids.map(String.init).joined(separator: " ") + "\n")
+    let json = try Self.run(["tokenize", "--model", Self.denseModel, "--json", "<|im_start|>user"])
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+    #expect((object["tokens"] as? [String])?.first == "<|im_start|>")
+  }
+
+  @Test func missingModelIsAClearError() throws {
+    let result = try Self.run(["generate", "--model", "/nonexistent/model", "--prompt", "hi"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("model_not_found"))
+  }
+
+  @Test func usageErrorsExit64() throws {
+    let result = try Self.run(["generate", "--model", Self.denseModel])
+    #expect(result.status == 64)
+    #expect(result.stderr.contains("--prompt"))
+  }
+}
