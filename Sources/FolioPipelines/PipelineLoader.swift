@@ -88,7 +88,9 @@ public enum PipelineLoader {
     }
     var result = validate(sources: sources.compactMap { s in s.text.map { (s.file, $0) } })
     result.files = names
-    result.diagnostics = (diagnostics + result.diagnostics).sorted { ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column) }
+    result.diagnostics = (diagnostics + result.diagnostics).sorted {
+      ($0.file, $0.line, $0.column) < ($1.file, $1.line, $1.column)
+    }
     return result
   }
 
@@ -210,7 +212,8 @@ struct PipelineReader {
         fix: "check indentation (spaces, not tabs), colons after keys, and that quotes and brackets are closed")
     case .duplicatedKeysInMapping(let duplicates, let context):
       report(
-        mark: context.mark, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "`\($0)`" }.joined(separator: ", ")) in one mapping",
+        mark: context.mark,
+        "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "`\($0)`" }.joined(separator: ", ")) in one mapping",
         fix: "keep one of them; YAML keeps no more than one value per key")
     case .reader(let problem, _, _, _):
       report(mark: nil, "cannot read the YAML: \(problem)", fix: "save the file as UTF-8 text")
@@ -314,7 +317,8 @@ struct PipelineReader {
   }
 
   mutating func int(_ node: Node, key: String, range: ClosedRange<Int>) -> Int? {
-    guard case .scalar(let scalar) = node, scalar.style == .plain, node.tag.description == Tag.Name.int.rawValue, let value = node.int
+    guard case .scalar(let scalar) = node, scalar.style == .plain, node.tag.description == Tag.Name.int.rawValue,
+      let value = node.int
     else {
       let quoted = (node.scalar.map { $0.style != .plain } ?? false) && Int(node.string ?? "") != nil
       report(
@@ -331,7 +335,8 @@ struct PipelineReader {
 
   mutating func double(_ node: Node, key: String, range: ClosedRange<Double>) -> Double? {
     guard case .scalar(let scalar) = node, scalar.style == .plain,
-      node.tag.description == Tag.Name.int.rawValue || node.tag.description == Tag.Name.float.rawValue, let value = node.float, value.isFinite
+      node.tag.description == Tag.Name.int.rawValue || node.tag.description == Tag.Name.float.rawValue,
+      let value = node.float, value.isFinite
     else {
       report(
         at: node, "`\(key)` must be a number, found \(Self.kindName(node))",
@@ -346,7 +351,8 @@ struct PipelineReader {
   }
 
   mutating func bool(_ node: Node, key: String) -> Bool? {
-    guard case .scalar(let scalar) = node, scalar.style == .plain, node.tag.description == Tag.Name.bool.rawValue, let value = node.bool
+    guard case .scalar(let scalar) = node, scalar.style == .plain, node.tag.description == Tag.Name.bool.rawValue,
+      let value = node.bool
     else {
       report(at: node, "`\(key)` must be true or false, found \(Self.kindName(node))", fix: "write true or false")
       return nil
@@ -424,19 +430,23 @@ struct PipelineReader {
     let parts = s.split(separator: "-", omittingEmptySubsequences: false)
     guard let first = parts.first, (2...3).contains(first.count), first.allSatisfy({ $0.isASCII && $0.isLetter })
     else { return false }
-    return parts.dropFirst().allSatisfy { (2...8).contains($0.count) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }
+    return parts.dropFirst().allSatisfy {
+      (2...8).contains($0.count) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
   }
 
   // MARK: Pipeline
 
   mutating func readPipeline(_ root: Node) -> Pipeline? {
-    let stepKeyHint = Dictionary(uniqueKeysWithValues: Self.stepKeys.filter { !Self.topKeys.contains($0) }.map {
-      ($0, "into a step under `steps`")
-    })
+    let stepKeyHint = Dictionary(
+      uniqueKeysWithValues: Self.stepKeys.filter { !Self.topKeys.contains($0) }.map {
+        ($0, "into a step under `steps`")
+      })
     let matchKeyHint = Dictionary(uniqueKeysWithValues: Self.matchKeys.map { ($0, "under `match`") })
     guard
       let top = pairs(
-        root, allowed: Self.topKeys, context: "the pipeline", elsewhere: stepKeyHint.merging(matchKeyHint) { a, _ in a })
+        root, allowed: Self.topKeys, context: "the pipeline", elsewhere: stepKeyHint.merging(matchKeyHint) { a, _ in a }
+      )
     else { return nil }
     let start = root.mark
     var ok = true
@@ -449,8 +459,11 @@ struct PipelineReader {
           nameInfo = (value, node.mark?.line ?? 0, node.mark?.column ?? 0)
         } else {
           report(
-            at: node, "pipeline name `\(value)` may only contain a-z, 0-9, `-` and `_`, starting with a letter or digit",
-            fix: "use something like `\(value.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined())`")
+            at: node,
+            "pipeline name `\(value)` may only contain a-z, 0-9, `-` and `_`, starting with a letter or digit",
+            fix:
+              "use something like `\(value.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined())`"
+          )
         }
       }
     } else {
@@ -550,7 +563,9 @@ struct PipelineReader {
           stepsOK = checkKinds(steps: steps, stepNodes: stepNodes, explicitKinds: explicitKinds)
         }
       } else {
-        report(at: node, "`steps` must be a list of steps, found \(Self.kindName(node))", fix: "write each step as `- id: …`")
+        report(
+          at: node, "`steps` must be a list of steps, found \(Self.kindName(node))", fix: "write each step as `- id: …`"
+        )
         stepsOK = false
       }
     } else {
@@ -596,9 +611,10 @@ struct PipelineReader {
   }
 
   mutating func readStep(_ node: Node, earlier: [PipelineStep], stepLines: [String: Int]) -> PipelineStep? {
-    let topHint = Dictionary(uniqueKeysWithValues: Self.topKeys.filter { !Self.stepKeys.contains($0) }.map {
-      ($0, "to the top level of the pipeline")
-    })
+    let topHint = Dictionary(
+      uniqueKeysWithValues: Self.topKeys.filter { !Self.stepKeys.contains($0) }.map {
+        ($0, "to the top level of the pipeline")
+      })
     guard let p = pairs(node, allowed: Self.stepKeys, context: "a step", elsewhere: topHint) else { return nil }
     let before = diagnostics.count
 
@@ -609,7 +625,9 @@ struct PipelineReader {
       } else if Self.reservedStepIds.contains(value) {
         report(at: idNode, "`\(value)` is reserved for `input`", fix: "name the step something else")
       } else if let line = allStepLines[value], line != idNode.mark?.line {
-        report(at: idNode, "step id `\(value)` is already used by the step at line \(line)", fix: "give each step a unique `id`")
+        report(
+          at: idNode, "step id `\(value)` is already used by the step at line \(line)",
+          fix: "give each step a unique `id`")
       } else {
         id = value
       }
@@ -632,7 +650,8 @@ struct PipelineReader {
       report(at: node, "the step has no `task`", fix: "add `task: caption`, `ocr`, `summarize` or `translate`")
     }
     if id == "ocr", let task, task != .ocr {
-      report(at: p["id"]?.value ?? node, "step id `ocr` is reserved for an `ocr` step", fix: "name the step something else")
+      report(
+        at: p["id"]?.value ?? node, "step id `ocr` is reserved for an `ocr` step", fix: "name the step something else")
       id = nil
     }
 
@@ -647,12 +666,15 @@ struct PipelineReader {
         if earlier.contains(where: { $0.task == .ocr }) {
           input = .ocr
         } else {
-          report(at: inputNode, "`input: ocr` needs an `ocr` step earlier in the pipeline", fix: "add `- {id: ocr, task: ocr}` above this step")
+          report(
+            at: inputNode, "`input: ocr` needs an `ocr` step earlier in the pipeline",
+            fix: "add `- {id: ocr, task: ocr}` above this step")
         }
       } else if let source = earlier.first(where: { $0.id == value }) {
         if source.task == .translate && source.languages.count > 1 {
           report(
-            at: inputNode, "step `\(value)` produces one text per language (\(source.languages.joined(separator: ", ")))",
+            at: inputNode,
+            "step `\(value)` produces one text per language (\(source.languages.joined(separator: ", ")))",
             fix: "read the text it translated instead, or split it into one translate step per language")
         } else {
           input = .step(value)
@@ -682,7 +704,8 @@ struct PipelineReader {
       } else if let items = stringList(toNode, key: "to") {
         for (code, itemNode) in items {
           if !Self.isLanguageCode(code) {
-            report(at: itemNode, "`\(code)` is not a language code", fix: "use a BCP 47 code such as `de`, `ja`, `pt-BR`")
+            report(
+              at: itemNode, "`\(code)` is not a language code", fix: "use a BCP 47 code such as `de`, `ja`, `pt-BR`")
           } else if languages.contains(code) {
             report(at: itemNode, "language `\(code)` is listed twice", fix: "remove the repeat")
           } else {
@@ -691,7 +714,9 @@ struct PipelineReader {
         }
       }
     } else if task == .translate {
-      report(at: p["task"]?.key ?? node, "a translate step needs `to`", fix: "add `to: [de, ja]` (one or more language codes)")
+      report(
+        at: p["task"]?.key ?? node, "a translate step needs `to`",
+        fix: "add `to: [de, ja]` (one or more language codes)")
     }
 
     // Prompt.
@@ -726,7 +751,6 @@ struct PipelineReader {
       id: id, task: task, prompt: prompt, input: input, languages: languages, options: options, timeout: timeout)
   }
 
-
   mutating func checkPrompt(_ prompt: String, task: StepTask, node: Node) {
     var names: [String] = []
     var rest = Substring(prompt)
@@ -745,7 +769,9 @@ struct PipelineReader {
     }
     if task.readsImage {
       for name in names where DefaultPrompts.placeholders.contains(name) {
-        report(at: node, "a \(task.rawValue) prompt is sent with the image; `{\(name)}` has nothing to fill it", fix: "remove `{\(name)}`")
+        report(
+          at: node, "a \(task.rawValue) prompt is sent with the image; `{\(name)}` has nothing to fill it",
+          fix: "remove `{\(name)}`")
       }
     }
     if task == .summarize && names.contains("language") {
@@ -767,13 +793,16 @@ struct PipelineReader {
       do {
         let expression = try CronExpression(parsing: text)
         // 2001-01-01 is arbitrary: any start shows whether the expression ever fires within eight years.
-        if expression.next(after: Date(timeIntervalSinceReferenceDate: 0), in: TimeZone(identifier: "UTC") ?? .current) == nil {
+        if expression.next(after: Date(timeIntervalSinceReferenceDate: 0), in: TimeZone(identifier: "UTC") ?? .current)
+          == nil
+        {
           report(at: node, "cron `\(text)` never fires (no such date)", fix: "check the day-of-month and month fields")
         } else {
           cron = expression
         }
       } catch {
-        report(at: node, error.message, fix: "write 5 fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`")
+        report(
+          at: node, error.message, fix: "write 5 fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`")
       }
     }
     var timeZone = TimeZone(identifier: "UTC") ?? .current
@@ -790,12 +819,18 @@ struct PipelineReader {
     if let (_, n) = top["target_set"] {
       targetSet = string(n, key: "target_set")
     } else {
-      report(at: node, "a scheduled pipeline needs `target_set`", fix: "add `target_set: <document set>` (an inbox subfolder name)")
+      report(
+        at: node, "a scheduled pipeline needs `target_set`",
+        fix: "add `target_set: <document set>` (an inbox subfolder name)")
     }
     var overlap = OverlapPolicy.skip
     if let (_, n) = top["overlap"], let v = string(n, key: "overlap") {
-      if let o = OverlapPolicy(rawValue: v) { overlap = o } else {
-        report(at: n, "unknown overlap policy `\(v)`", fix: Self.suggest(v, among: ["skip", "queue"]).map { "did you mean `\($0)`?" } ?? "use `skip` or `queue`")
+      if let o = OverlapPolicy(rawValue: v) {
+        overlap = o
+      } else {
+        report(
+          at: n, "unknown overlap policy `\(v)`",
+          fix: Self.suggest(v, among: ["skip", "queue"]).map { "did you mean `\($0)`?" } ?? "use `skip` or `queue`")
       }
     }
     var missed = MissedRunPolicy.runOnce
@@ -809,7 +844,8 @@ struct PipelineReader {
       default:
         report(
           at: n, "unknown missed-run policy `\(v)`",
-          fix: Self.suggest(v, among: ["skip", "run_once", "run_all"]).map { "did you mean `\($0)`?" } ?? "use `skip`, `run_once` or `run_all`")
+          fix: Self.suggest(v, among: ["skip", "run_once", "run_all"]).map { "did you mean `\($0)`?" }
+            ?? "use `skip`, `run_once` or `run_all`")
       }
     }
     if let (k, _) = top["max_missed_runs"], !(top["missed"].flatMap { $0.value.string } == "run_all") {

@@ -76,11 +76,12 @@ extension Store {
       var generation = latest ?? 0
       if trigger == .reprocess, latest != nil { generation += 1 }
       if trigger == .schedule, latest != nil {
-        let older = try Int.fetchOne(
-          db,
-          sql: "SELECT count(*) FROM job WHERE document_id = ? AND pipeline_name = ? AND generation = ? "
-            + "AND pipeline_version <> ?",
-          arguments: [documentID, pipelineName, generation, pipelineVersion]) ?? 0
+        let older =
+          try Int.fetchOne(
+            db,
+            sql: "SELECT count(*) FROM job WHERE document_id = ? AND pipeline_name = ? AND generation = ? "
+              + "AND pipeline_version <> ?",
+            arguments: [documentID, pipelineName, generation, pipelineVersion]) ?? 0
         if older > 0 { generation += 1 }
       }
       var jobs: [Job] = []
@@ -370,7 +371,8 @@ extension Store {
     return try await write("cancel jobs") { db in
       var cancelled: [Int64] = []
       for id in jobIDs {
-        cancelled += try Self.cancelChain(db, from: id, includingSelf: true, code: .cancelled, message: reason, now: now)
+        cancelled += try Self.cancelChain(
+          db, from: id, includingSelf: true, code: .cancelled, message: reason, now: now)
       }
       let jobs = try Job.fetchAll(db, ids: cancelled)
       try Self.afterTransition(db, jobs: jobs, now: now)

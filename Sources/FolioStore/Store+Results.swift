@@ -160,7 +160,8 @@ extension Store {
       let (whereSQL, arguments) = filter.sql(alias: "v")
       return try ResultRow.fetchAll(
         db,
-        sql: "SELECT \(Self.resultColumns) FROM v_results v WHERE \(whereSQL) ORDER BY v.result_id DESC LIMIT ? OFFSET ?",
+        sql:
+          "SELECT \(Self.resultColumns) FROM v_results v WHERE \(whereSQL) ORDER BY v.result_id DESC LIMIT ? OFFSET ?",
         arguments: arguments + [max(0, filter.limit), max(0, filter.offset)])
     }
   }

@@ -160,7 +160,8 @@ public final class Store: Sendable {
           cause: error)
       }
       if db.resultCode == .SQLITE_CONSTRAINT {
-        return FolioError(.databaseError, "cannot \(action): a database constraint was violated (\(db.message ?? ""))", cause: error)
+        return FolioError(
+          .databaseError, "cannot \(action): a database constraint was violated (\(db.message ?? ""))", cause: error)
       }
       if db.resultCode == .SQLITE_FULL {
         return FolioError(.databaseError, "cannot \(action): the disk is full", cause: error)

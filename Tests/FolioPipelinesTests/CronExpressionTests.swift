@@ -18,19 +18,21 @@ let utcZone = TimeZone(identifier: "UTC")!
 
 @Suite("Cron expressions")
 struct CronExpressionTests {
-  @Test("next(after:) for common expressions", arguments: [
-    ("0 2 * * *", "2024-05-10T01:00:00Z", "2024-05-10T02:00:00Z"),
-    ("0 2 * * *", "2024-05-10T02:00:00Z", "2024-05-11T02:00:00Z"),  // strictly after
-    ("*/15 * * * *", "2024-05-10T10:07:30Z", "2024-05-10T10:15:00Z"),
-    ("30 9 * * mon-fri", "2024-05-10T10:00:00Z", "2024-05-13T09:30:00Z"),  // Friday after 09:30 → Monday
-    ("0 0 1 jan *", "2024-05-10T00:00:00Z", "2025-01-01T00:00:00Z"),
-    ("0 0 29 2 *", "2024-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),  // leap days only
-    ("0 12 13 * 5", "2024-09-01T00:00:00Z", "2024-09-06T12:00:00Z"),  // dom OR dow: Friday 6th comes first
-    ("0 0 * * 7", "2024-05-10T00:00:00Z", "2024-05-12T00:00:00Z"),  // 7 is Sunday
-    ("@hourly", "2024-05-10T10:59:59Z", "2024-05-10T11:00:00Z"),
-    ("5-10/5 1,3 * * *", "2024-05-10T01:06:00Z", "2024-05-10T01:10:00Z"),
-    ("59 23 31 12 *", "2024-12-31T23:59:00Z", "2025-12-31T23:59:00Z"),
-  ])
+  @Test(
+    "next(after:) for common expressions",
+    arguments: [
+      ("0 2 * * *", "2024-05-10T01:00:00Z", "2024-05-10T02:00:00Z"),
+      ("0 2 * * *", "2024-05-10T02:00:00Z", "2024-05-11T02:00:00Z"),  // strictly after
+      ("*/15 * * * *", "2024-05-10T10:07:30Z", "2024-05-10T10:15:00Z"),
+      ("30 9 * * mon-fri", "2024-05-10T10:00:00Z", "2024-05-13T09:30:00Z"),  // Friday after 09:30 → Monday
+      ("0 0 1 jan *", "2024-05-10T00:00:00Z", "2025-01-01T00:00:00Z"),
+      ("0 0 29 2 *", "2024-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),  // leap days only
+      ("0 12 13 * 5", "2024-09-01T00:00:00Z", "2024-09-06T12:00:00Z"),  // dom OR dow: Friday 6th comes first
+      ("0 0 * * 7", "2024-05-10T00:00:00Z", "2024-05-12T00:00:00Z"),  // 7 is Sunday
+      ("@hourly", "2024-05-10T10:59:59Z", "2024-05-10T11:00:00Z"),
+      ("5-10/5 1,3 * * *", "2024-05-10T01:06:00Z", "2024-05-10T01:10:00Z"),
+      ("59 23 31 12 *", "2024-12-31T23:59:00Z", "2025-12-31T23:59:00Z"),
+    ])
   func next(expression: String, after: String, expected: String) throws {
     let cron = try CronExpression(parsing: expression)
     #expect(cron.next(after: utc(after), in: utcZone) == utc(expected))
@@ -68,18 +70,20 @@ struct CronExpressionTests {
     #expect(cron.next(after: utc("2024-01-01T00:00:00Z"), in: utcZone) == nil)
   }
 
-  @Test("Errors name the field", arguments: [
-    ("0 2 * *", "expected 5 fields"),
-    ("60 2 * * *", "minute field"),
-    ("0 24 * * *", "hour field"),
-    ("0 2 0 * *", "day-of-month field"),
-    ("0 2 * foo *", "month field"),
-    ("0 2 * * 8", "day-of-week field"),
-    ("0 5-1 * * *", "runs backwards"),
-    ("*/0 * * * *", "step"),
-    ("0,,1 * * * *", "empty list item"),
-    ("@fortnightly", "unknown macro"),
-  ])
+  @Test(
+    "Errors name the field",
+    arguments: [
+      ("0 2 * *", "expected 5 fields"),
+      ("60 2 * * *", "minute field"),
+      ("0 24 * * *", "hour field"),
+      ("0 2 0 * *", "day-of-month field"),
+      ("0 2 * foo *", "month field"),
+      ("0 2 * * 8", "day-of-week field"),
+      ("0 5-1 * * *", "runs backwards"),
+      ("*/0 * * * *", "step"),
+      ("0,,1 * * * *", "empty list item"),
+      ("@fortnightly", "unknown macro"),
+    ])
   func errors(expression: String, fragment: String) {
     #expect {
       try CronExpression(parsing: expression)
@@ -112,22 +116,24 @@ struct CronExpressionTests {
 
 @Suite("Globs")
 struct GlobTests {
-  @Test("Matching", arguments: [
-    ("*.md", "notes.md", true),
-    ("*.md", "dir/notes.md", false),
-    ("**/*.md", "dir/sub/notes.md", true),
-    ("**/*.md", "notes.md", true),
-    ("contracts/**/a.txt", "contracts/a.txt", true),
-    ("contracts/**/a.txt", "contracts/x/y/a.txt", true),
-    ("contracts/**/a.txt", "contracts/xa.txt", false),
-    ("scan-?", "scan-1", true),
-    ("scan-[0-9]", "scan-a", false),
-    ("scan-[!0-9]", "scan-a", true),
-    ("*.{txt,md}", "a.md", true),
-    ("*.{txt,md}", "a.png", false),
-    ("\\*", "*", true),
-    ("*", "", true),
-  ])
+  @Test(
+    "Matching",
+    arguments: [
+      ("*.md", "notes.md", true),
+      ("*.md", "dir/notes.md", false),
+      ("**/*.md", "dir/sub/notes.md", true),
+      ("**/*.md", "notes.md", true),
+      ("contracts/**/a.txt", "contracts/a.txt", true),
+      ("contracts/**/a.txt", "contracts/x/y/a.txt", true),
+      ("contracts/**/a.txt", "contracts/xa.txt", false),
+      ("scan-?", "scan-1", true),
+      ("scan-[0-9]", "scan-a", false),
+      ("scan-[!0-9]", "scan-a", true),
+      ("*.{txt,md}", "a.md", true),
+      ("*.{txt,md}", "a.png", false),
+      ("\\*", "*", true),
+      ("*", "", true),
+    ])
   func matching(pattern: String, path: String, expected: Bool) throws {
     #expect(try Glob(pattern).matches(path) == expected)
   }

@@ -279,10 +279,12 @@ struct PipelineLoaderTests {
     #expect(diagnostics("- a\n- b\n").first?.message.contains("must be a mapping") == true)
   }
 
-  @Test("Durations", arguments: [
-    ("120s", Duration.seconds(120)), ("10m", .seconds(600)), ("1h30m", .seconds(5400)), ("500ms", .milliseconds(500)),
-    ("90", .seconds(90)),
-  ])
+  @Test(
+    "Durations",
+    arguments: [
+      ("120s", Duration.seconds(120)), ("10m", .seconds(600)), ("1h30m", .seconds(5400)), ("500ms", .milliseconds(500)),
+      ("90", .seconds(90)),
+    ])
   func durations(text: String, expected: Duration) {
     #expect(PipelineReader.parseDuration(text) == expected)
   }

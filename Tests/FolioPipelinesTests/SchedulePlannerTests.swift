@@ -32,12 +32,14 @@ struct SchedulePlannerTests {
     #expect(d.nextRunAt == utc("2024-05-11T02:00:00Z"))
   }
 
-  @Test("Three nights missed", arguments: [
-    (MissedRunPolicy.skip, 0, 3),
-    (.runOnce, 1, 2),
-    (.runAll(cap: 2), 2, 1),
-    (.runAll(cap: 10), 3, 0),
-  ])
+  @Test(
+    "Three nights missed",
+    arguments: [
+      (MissedRunPolicy.skip, 0, 3),
+      (.runOnce, 1, 2),
+      (.runAll(cap: 2), 2, 1),
+      (.runAll(cap: 10), 3, 0),
+    ])
   func missed(policy: MissedRunPolicy, runs: Int, skipped: Int) throws {
     let d = SchedulePlanner.decide(
       schedule: try schedule(policy), nextRunAt: utc("2024-05-10T02:00:00Z"), now: utc("2024-05-12T12:00:00Z"))

@@ -29,7 +29,8 @@ struct StoreJobTests {
     #expect(allowed.needsProcessing && allowed.document.duplicateOf == first.document.id)
     #expect(try await store.document(sha256: sha(1))?.id == first.document.id)
     await expectError(.invalidArgument) {
-      try await store.insertDocument(NewDocument(sha256: "nope", originalPath: "/x", sizeBytes: 0, kind: .text), policy: .allow)
+      try await store.insertDocument(
+        NewDocument(sha256: "nope", originalPath: "/x", sizeBytes: 0, kind: .text), policy: .allow)
     }
   }
 
@@ -92,12 +93,14 @@ struct StoreJobTests {
     let a = try await store.insertDocument(newDocument(1), policy: .reject).document
     let b = try await store.insertDocument(newDocument(2, kind: .image), policy: .reject).document
     _ = try await store.enqueue(
-      documentID: a.id!, pipelineName: "documents", pipelineVersion: 1, steps: [JobPlan(stepID: "s", task: "summarize")],
+      documentID: a.id!, pipelineName: "documents", pipelineVersion: 1,
+      steps: [JobPlan(stepID: "s", task: "summarize")],
       trigger: .inbox)
     let urgent = try await store.enqueue(
       documentID: b.id!, pipelineName: "images", pipelineVersion: 1, steps: [JobPlan(stepID: "c", task: "caption")],
       trigger: .add, priority: 10)
-    #expect(try await store.claimNextJob(owner: "w", leaseDuration: .seconds(9), tasks: ["summarize"])?.task == "summarize")
+    #expect(
+      try await store.claimNextJob(owner: "w", leaseDuration: .seconds(9), tasks: ["summarize"])?.task == "summarize")
     #expect(try await store.claimNextJob(owner: "w", leaseDuration: .seconds(9))?.id == urgent[0].id)
   }
 
@@ -160,16 +163,21 @@ struct StoreJobTests {
     let doc = try await store.insertDocument(newDocument(1, kind: .image), policy: .reject).document
     let jobs = try await store.enqueue(
       documentID: doc.id!, pipelineName: "images", pipelineVersion: 1,
-      steps: [JobPlan(stepID: "ocr", task: "ocr"), JobPlan(stepID: "tr", task: "translate", language: "de", inputStepID: "ocr")],
+      steps: [
+        JobPlan(stepID: "ocr", task: "ocr"),
+        JobPlan(stepID: "tr", task: "translate", language: "de", inputStepID: "ocr"),
+      ],
       trigger: .inbox)
     let a = try #require(try await store.claimNextJob(owner: "w", leaseDuration: .seconds(60)))
-    let back = try await store.markFailed(a.lease!, code: .promptTooLong, message: "busy", permanent: false, retryAfter: .seconds(30))
+    let back = try await store.markFailed(
+      a.lease!, code: .promptTooLong, message: "busy", permanent: false, retryAfter: .seconds(30))
     #expect(back.status == .queued && back.errorCode == "prompt_too_long")
     #expect(try await store.claimNextJob(owner: "w", leaseDuration: .seconds(60)) == nil)  // backing off
     clock.advance(by: 31)
     let b = try #require(try await store.claimNextJob(owner: "w", leaseDuration: .seconds(60)))
     #expect(b.attempts == 2)
-    let failed = try await store.markFailed(b.lease!, code: FolioError.Code(rawValue: "corrupt_image"), message: "bad PNG", permanent: true)
+    let failed = try await store.markFailed(
+      b.lease!, code: FolioError.Code(rawValue: "corrupt_image"), message: "bad PNG", permanent: true)
     #expect(failed.status == .failed && failed.finishedAt == clock.now)
     let dependent = try #require(try await store.job(id: jobs[1].id!))
     #expect(dependent.status == .cancelled && dependent.errorCode == "dependency_failed")

@@ -139,7 +139,8 @@ struct StoreResultsTests {
     _ = try await store.recordTranslation(
       sourceText: "First clause.", translatedText: "Erste.", language: "de", modelID: "m2")
 
-    let missing = try await store.untranslatedSegments(documentID: doc.id!, source: "document", language: "de", modelID: "m1")
+    let missing = try await store.untranslatedSegments(
+      documentID: doc.id!, source: "document", language: "de", modelID: "m1")
     #expect(missing.map(\.text) == ["Second clause."])
     let found = try await store.translations(sourceHashes: segments.map(\.sourceHash), language: "de", modelID: "m1")
     #expect(found.count == 1 && found[segments[0].sourceHash]?.translatedText == "Erste Bestimmung.")
@@ -147,13 +148,15 @@ struct StoreResultsTests {
     await #expect(throws: DatabaseError.self) {
       try await store.writer.write { db in
         try db.execute(
-          sql: "INSERT INTO translation_memory (source_hash, target_language, model_id, source_text, translated_text, created_at) VALUES (?, 'de', 'm1', 'x', 'y', '2024-01-01')",
+          sql:
+            "INSERT INTO translation_memory (source_hash, target_language, model_id, source_text, translated_text, created_at) VALUES (?, 'de', 'm1', 'x', 'y', '2024-01-01')",
           arguments: [segments[0].sourceHash])
       }
     }
   }
 
-  @Test("Schedules: state persists, overlap skip and queue, runs finish with their jobs, skipped occurrences have reasons")
+  @Test(
+    "Schedules: state persists, overlap skip and queue, runs finish with their jobs, skipped occurrences have reasons")
   func schedules() async throws {
     let clock = TestClock()
     let store = try Store.inMemory(now: clock.closure)
@@ -167,30 +170,45 @@ struct StoreResultsTests {
 
     // Missed occurrences are recorded once each with a reason.
     let skipped = try await store.recordSkippedOccurrences(
-      pipelineName: def.pipelineName, occurrences: [tonight.addingTimeInterval(-172_800), tonight.addingTimeInterval(-86_400)],
+      pipelineName: def.pipelineName,
+      occurrences: [tonight.addingTimeInterval(-172_800), tonight.addingTimeInterval(-86_400)],
       reason: "missed: the daemon was not running", nextRunAt: tonight)
     #expect(skipped.count == 2 && skipped.allSatisfy { $0.status == .skipped })
 
-    guard case .started(let run) = try await store.beginScheduleRun(
-      pipelineName: def.pipelineName, scheduledFor: tonight, nextRunAt: tomorrow)
-    else { Issue.record("the run did not start"); return }
+    guard
+      case .started(let run) = try await store.beginScheduleRun(
+        pipelineName: def.pipelineName, scheduledFor: tonight, nextRunAt: tomorrow)
+    else {
+      Issue.record("the run did not start")
+      return
+    }
     #expect(try await store.schedule(named: def.pipelineName)?.status == "running")
     #expect(try await store.schedule(named: def.pipelineName)?.nextRunAt == tomorrow)
     // The same occurrence again (a restart, a second daemon) is recognised.
     if case .alreadyHandled = try await store.beginScheduleRun(pipelineName: def.pipelineName, scheduledFor: tonight) {
-    } else { Issue.record("a handled occurrence started again") }
+    } else {
+      Issue.record("a handled occurrence started again")
+    }
 
     let doc = try await store.insertDocument(newDocument(1, set: "contracts"), policy: .reject).document
     let jobs = try await store.enqueue(
       documentID: doc.id!, pipelineName: def.pipelineName, pipelineVersion: 1,
-      steps: [JobPlan(stepID: "translate", task: "translate", language: "de"), JobPlan(stepID: "translate", task: "translate", language: "ja")],
+      steps: [
+        JobPlan(stepID: "translate", task: "translate", language: "de"),
+        JobPlan(stepID: "translate", task: "translate", language: "ja"),
+      ],
       trigger: .schedule, scheduleRunID: run.id)
     #expect(jobs.count == 2)
 
     // Overlap: the next tick while running is skipped.
     clock.advance(by: 86_400)
-    guard case .skipped(let overlapped) = try await store.beginScheduleRun(pipelineName: def.pipelineName, scheduledFor: tomorrow)
-    else { Issue.record("overlap was not skipped"); return }
+    guard
+      case .skipped(let overlapped) = try await store.beginScheduleRun(
+        pipelineName: def.pipelineName, scheduledFor: tomorrow)
+    else {
+      Issue.record("overlap was not skipped")
+      return
+    }
     #expect(overlapped.reason?.hasPrefix("overlap") == true)
 
     for _ in 0..<2 {
@@ -205,11 +223,17 @@ struct StoreResultsTests {
 
     // The next run only redoes what is missing: succeeded jobs stay, nothing new is queued.
     clock.advance(by: 86_400)
-    guard case .started(let next) = try await store.beginScheduleRun(pipelineName: def.pipelineName, scheduledFor: clock.now)
-    else { Issue.record("the next run did not start"); return }
+    guard
+      case .started(let next) = try await store.beginScheduleRun(
+        pipelineName: def.pipelineName, scheduledFor: clock.now)
+    else {
+      Issue.record("the next run did not start")
+      return
+    }
     let again = try await store.enqueue(
       documentID: doc.id!, pipelineName: def.pipelineName, pipelineVersion: 1,
-      steps: [JobPlan(stepID: "translate", task: "translate", language: "de")], trigger: .schedule, scheduleRunID: next.id)
+      steps: [JobPlan(stepID: "translate", task: "translate", language: "de")], trigger: .schedule,
+      scheduleRunID: next.id)
     #expect(again[0].status == .succeeded)
     let finished = try await store.finishScheduleRun(runID: next.id!, reason: "nothing to translate")
     #expect(finished.status == .succeeded)
@@ -218,12 +242,27 @@ struct StoreResultsTests {
     var queueDef = def
     queueDef.overlap = "queue"
     try await store.syncSchedules([queueDef])
-    guard case .started(let a) = try await store.beginScheduleRun(pipelineName: def.pipelineName, scheduledFor: clock.now.addingTimeInterval(60))
-    else { Issue.record("run a did not start"); return }
-    guard case .queued = try await store.beginScheduleRun(pipelineName: def.pipelineName, scheduledFor: clock.now.addingTimeInterval(120))
-    else { Issue.record("run b was not queued"); return }
-    guard case .skipped = try await store.beginScheduleRun(pipelineName: def.pipelineName, scheduledFor: clock.now.addingTimeInterval(180))
-    else { Issue.record("run c was not skipped"); return }
+    guard
+      case .started(let a) = try await store.beginScheduleRun(
+        pipelineName: def.pipelineName, scheduledFor: clock.now.addingTimeInterval(60))
+    else {
+      Issue.record("run a did not start")
+      return
+    }
+    guard
+      case .queued = try await store.beginScheduleRun(
+        pipelineName: def.pipelineName, scheduledFor: clock.now.addingTimeInterval(120))
+    else {
+      Issue.record("run b was not queued")
+      return
+    }
+    guard
+      case .skipped = try await store.beginScheduleRun(
+        pipelineName: def.pipelineName, scheduledFor: clock.now.addingTimeInterval(180))
+    else {
+      Issue.record("run c was not skipped")
+      return
+    }
     #expect(try await store.startPendingScheduleRun(pipelineName: def.pipelineName) == nil)  // a is running
     try await store.finishScheduleRun(runID: a.id!)
     #expect(try await store.startPendingScheduleRun(pipelineName: def.pipelineName)?.status == .running)

@@ -83,7 +83,10 @@ struct StoreSchemaTests {
       [sha(7), now, now])
     // Result parameters must be a JSON object.
     try await store.writer.write { db in
-      try db.execute(sql: "INSERT INTO result (job_id, document_id, pipeline_name, pipeline_version, step_id, task, text, model_id, created_at) VALUES (?, ?, 'documents', 1, 'summary', 'summarize', 't', 'm', ?)", arguments: [job.id, doc.id, now])
+      try db.execute(
+        sql:
+          "INSERT INTO result (job_id, document_id, pipeline_name, pipeline_version, step_id, task, text, model_id, created_at) VALUES (?, ?, 'documents', 1, 'summary', 'summarize', 't', 'm', ?)",
+        arguments: [job.id, doc.id, now])
     }
     await fails("UPDATE result SET parameters = 'not json'")
     await fails("UPDATE result SET parameters = '[1]'")
