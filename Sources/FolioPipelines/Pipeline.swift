@@ -44,6 +44,18 @@ public struct Pipeline: Sendable, Hashable {
   /// The step with the given id.
   public func step(id: String) -> PipelineStep? { steps.first { $0.id == id } }
 
+  /// The id of the step whose output `step` reads (`input: ocr` resolves to the pipeline's first `ocr` step before
+  /// it), or nil when it reads the document or the image. The daemon queues the step as depending on that one.
+  public func inputStepID(of step: PipelineStep) -> String? {
+    switch step.input {
+    case .document, .image: return nil
+    case .step(let id): return id
+    case .ocr:
+      let index = steps.firstIndex { $0.id == step.id } ?? steps.endIndex
+      return steps[..<index].first { $0.task == .ocr }?.id
+    }
+  }
+
   /// Whether an inbox document is processed by this pipeline: enabled, unscheduled, and matched.
   public func applies(to kind: DocumentKind, set: String, relativePath: String) -> Bool {
     isInboxPipeline && match.matches(kind: kind, set: set, relativePath: relativePath)

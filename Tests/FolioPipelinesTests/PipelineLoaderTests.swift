@@ -217,6 +217,24 @@ struct PipelineLoaderTests {
     #expect(ocrFirst.contains { $0.message.contains("needs an `ocr` step earlier") })
   }
 
+  @Test("Inputs resolve to the step they read")
+  func inputs() throws {
+    let (pipeline, problems) = PipelineLoader.parse(
+      yaml: """
+        name: scans
+        version: 1
+        steps:
+          - {id: read, task: ocr}
+          - {id: de, task: translate, to: de, input: ocr}
+          - {id: sum, task: summarize, input: de}
+          - {id: cap, task: caption}
+        """, file: "scans.yaml")
+    #expect(problems.isEmpty, "\(problems)")
+    let p = try #require(pipeline)
+    #expect(p.match.kinds == [.image])
+    #expect(p.steps.map { p.inputStepID(of: $0) } == [nil, "read", "de", nil])
+  }
+
   @Test("Prompt placeholders are checked")
   func prompts() {
     let found = diagnostics(
