@@ -52,3 +52,34 @@ public struct FolioError: Error, CustomStringConvertible, Sendable, Equatable {
     return "[\(code)] \(message)"
   }
 }
+
+// MARK: - Pipeline and store codes (issue 4)
+//
+// Codes owned by FolioPipelines and FolioStore. They are written into the `job.error_code` column and
+// shown by `folio jobs list`, so they never change meaning once shipped.
+extension FolioError.Code {
+  /// A pipeline definition in `pipelines/*.yaml` is malformed or inconsistent; the message lists every problem.
+  public static let invalidPipeline = FolioError.Code(rawValue: "invalid_pipeline")
+  /// A cron expression could not be parsed or never fires.
+  public static let invalidSchedule = FolioError.Code(rawValue: "invalid_schedule")
+  /// SQLite reported an error the store could not handle (I/O, corruption, full disk, constraint).
+  public static let databaseError = FolioError.Code(rawValue: "database_error")
+  /// Another process held the database write lock for longer than the busy timeout.
+  public static let databaseBusy = FolioError.Code(rawValue: "database_busy")
+  /// The database was written by a newer Folio (it has migrations this build does not know).
+  public static let databaseTooNew = FolioError.Code(rawValue: "database_too_new")
+  /// A document with the same SHA-256 is already recorded and the duplicate policy is `reject`.
+  public static let duplicateDocument = FolioError.Code(rawValue: "duplicate_document")
+  /// A document id does not exist in the database.
+  public static let documentNotFound = FolioError.Code(rawValue: "document_not_found")
+  /// A job id does not exist in the database.
+  public static let jobNotFound = FolioError.Code(rawValue: "job_not_found")
+  /// The caller no longer holds the job's lease (it expired and the job was requeued or taken by another worker).
+  public static let leaseLost = FolioError.Code(rawValue: "lease_lost")
+  /// A worker stopped (crash, SIGKILL, power loss) while it held the job; recorded when its lease expired.
+  public static let leaseExpired = FolioError.Code(rawValue: "lease_expired")
+  /// A job was cancelled because a step it reads from failed permanently.
+  public static let dependencyFailed = FolioError.Code(rawValue: "dependency_failed")
+  /// A full-text search query is not valid FTS5 syntax.
+  public static let invalidQuery = FolioError.Code(rawValue: "invalid_query")
+}
