@@ -175,18 +175,30 @@ extension Intake {
         }
         return destination
       }
-      let code = errno
+      var code = errno
+      if code == EPERM || code == ENOTSUP || code == EOPNOTSUPP || code == EMLINK {
+        // No hard link here (a file system without them, or fs.protected_hardlinks for a file owned by someone
+        // else): rename after checking the name is free. Only a file created in the same instant could be hit.
+        if (try? FileSnapshot.read(destination)) ?? nil != nil {
+          if snapshot != nil { ledger.unsettle(destination) }
+          continue
+        }
+        if rename(source, destination) == 0 { return destination }
+        code = errno
+      }
       if snapshot != nil { ledger.unsettle(destination) }
       switch code {
       case EEXIST:
         continue
-      case EACCES:
+      case EACCES, EPERM, EROFS:
         throw Self.permissionError(code, name: name, folder: folder, source: source)
-      case EPERM where Self.isPermissionProblem(folder: folder, source: source):
-        throw Self.permissionError(code, name: name, folder: folder, source: source)
-      case EXDEV, EPERM, ENOTSUP, EMLINK:
-        // Another file system, or one without hard links: copy, sync, then remove the source.
-        return try copyAcross(source, to: destination, settle: snapshot, retryInto: folder, name: name)
+      case EXDEV:
+        // Another file system: copy, sync, then remove the source.
+        do {
+          return try copyAcross(source, to: destination, settle: snapshot, retryInto: folder, name: name)
+        } catch {
+          throw FolioError(error.code, error.message + " The file stays in \(q(source)).")
+        }
       case ENOENT:
         throw FolioError(.fileVanished, "\(q(source)) disappeared before it could be moved.")
       default:
@@ -203,10 +215,6 @@ extension Intake {
       .permissionDenied,
       "cannot move \(q(name)) into \(q(folder)): \(POSIXFailure.message(code)). \(POSIXFailure.permissionHint(folder)) "
         + "The file stays in \(q(source)).")
-  }
-
-  static func isPermissionProblem(folder: String, source: String) -> Bool {
-    access(folder, W_OK | X_OK) != 0 || access(PathName.parent(of: source), W_OK | X_OK) != 0
   }
 
   private func copyAcross(

@@ -36,6 +36,20 @@ public struct FileSnapshot: Sendable, Hashable, CustomStringConvertible {
   /// Owner's user id.
   public var owner: UInt32
 
+  /// A snapshot from its parts (for tests and for records read back from a database).
+  public init(
+    kind: EntryKind, size: Int64, modificationTimeNanoseconds: Int64, device: UInt64, inode: UInt64, mode: UInt32,
+    owner: UInt32
+  ) {
+    self.kind = kind
+    self.size = size
+    self.modificationTimeNanoseconds = modificationTimeNanoseconds
+    self.device = device
+    self.inode = inode
+    self.mode = mode
+    self.owner = owner
+  }
+
   /// Reads the snapshot of `path` without following a final symbolic link; `nil` when nothing is there.
   ///
   /// - Throws: `FolioError` with `.permissionDenied` when a parent folder cannot be searched.

@@ -61,6 +61,9 @@ public final class InboxLedger: @unchecked Sendable {
     }
   }
 
+  /// The settled paths, sorted.
+  public var settledPaths: [String] { lock.withLock { settled.keys.sorted() } }
+
   /// Forgets a settled file (it was removed or replaced).
   public func unsettle(_ path: String) {
     _ = lock.withLock { settled.removeValue(forKey: path) }

@@ -196,8 +196,7 @@ public actor InboxWatcher {
         fullScan(at: now)
         nextPoll = now + configuration.pollInterval
       }
-      let verdicts = tracker.collectDue(at: now) { path in (try? FileSnapshot.read(path)) ?? nil }
-      for verdict in verdicts { report(verdict) }
+      processDue(at: now)
       if configuration.stopsWhenIdle, tracker.pendingPaths.isEmpty { return }
 
       var deadline = nextRescan
@@ -216,6 +215,12 @@ public actor InboxWatcher {
       sleeper = nil
       sleeperDeadline = nil
     }
+  }
+
+  /// Re-checks the files whose stability window has run out and reports them.
+  func processDue(at now: Duration? = nil) {
+    let verdicts = tracker.collectDue(at: now ?? timeline.now()) { path in (try? FileSnapshot.read(path)) ?? nil }
+    for verdict in verdicts { report(verdict) }
   }
 
   /// Cuts the current sleep short if `deadline` comes before the time it sleeps until.
@@ -271,6 +276,9 @@ public actor InboxWatcher {
     // Safety net for missed events: a path in flight whose file is gone has left the inbox.
     for path in ledger.inFlightPaths where ((try? FileSnapshot.read(path)) ?? nil) == nil {
       ledger.release(path)
+    }
+    for path in ledger.settledPaths where ((try? FileSnapshot.read(path)) ?? nil) == nil {
+      ledger.unsettle(path)
     }
     scanTree(inbox, at: now)
   }
@@ -411,8 +419,9 @@ public actor InboxWatcher {
         continue
       }
       if left {
+        // Not `unsettle`: this event may be handled after a `leave` put the file back under this name. A
+        // replaced file is told apart by its inode and modification time instead.
         ledger.release(path)
-        ledger.unsettle(path)
         reportedRejections.removeValue(forKey: path)
         if tracker.forget(path) { continuation.yield(.vanished(path: path)) }
         continue

@@ -303,7 +303,7 @@ public struct Intake: Sendable {
       return .failure(
         FolioError(
           .notUTF8,
-          "\(q) is not valid UTF-8 (first bad byte at offset \(validator.firstInvalidOffset ?? Int(size))). "
+          "\(q) is not valid UTF-8 (first bad byte at offset \(validator.problemOffset ?? Int(size))). "
             + "Folio reads text documents as UTF-8 only: convert it, e.g. `iconv -f WINDOWS-1252 -t UTF-8 in.txt > out.txt` "
             + "(use the file's real encoding), and drop the converted file in again."))
     }
@@ -332,11 +332,15 @@ struct UTF8Validator: Sendable {
   private var lower: UInt8 = 0x80
   private var upper: UInt8 = 0xBF
   private var offset = 0
-  /// The byte offset of the first invalid byte, if any.
+  private var sequenceStart = 0
+  /// The byte offset where the first invalid sequence starts, if any.
   private(set) var firstInvalidOffset: Int?
 
   /// Whether every byte fed so far was valid and no sequence is left unfinished.
   var isCompleteAndValid: Bool { firstInvalidOffset == nil && remaining == 0 }
+
+  /// Where the problem is: the first invalid sequence, or the unfinished one at the end.
+  var problemOffset: Int? { firstInvalidOffset ?? (remaining > 0 ? sequenceStart : nil) }
 
   mutating func feed(_ bytes: UnsafeRawBufferPointer) {
     guard firstInvalidOffset == nil else { return }
@@ -345,20 +349,22 @@ struct UTF8Validator: Sendable {
       if remaining == 0 {
         switch byte {
         case 0x00...0x7F: continue
-        case 0xC2...0xDF: remaining = 1
-        case 0xE0: remaining = 2; lower = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: remaining = 2
-        case 0xED: remaining = 2; upper = 0x9F
-        case 0xF0: remaining = 3; lower = 0x90
-        case 0xF1...0xF3: remaining = 3
-        case 0xF4: remaining = 3; upper = 0x8F
+        case 0xC2...0xDF:
+          sequenceStart = offset
+          remaining = 1
+        case 0xE0: (sequenceStart, remaining, lower) = (offset, 2, 0xA0)
+        case 0xE1...0xEC, 0xEE...0xEF: (sequenceStart, remaining) = (offset, 2)
+        case 0xED: (sequenceStart, remaining, upper) = (offset, 2, 0x9F)
+        case 0xF0: (sequenceStart, remaining, lower) = (offset, 3, 0x90)
+        case 0xF1...0xF3: (sequenceStart, remaining) = (offset, 3)
+        case 0xF4: (sequenceStart, remaining, upper) = (offset, 3, 0x8F)
         default:
           firstInvalidOffset = offset
           return
         }
       } else {
         guard byte >= lower, byte <= upper else {
-          firstInvalidOffset = offset
+          firstInvalidOffset = sequenceStart
           return
         }
         lower = 0x80
