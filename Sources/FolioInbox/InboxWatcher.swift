@@ -156,15 +156,23 @@ public actor InboxWatcher {
     nextRescan = now + configuration.rescanInterval
     nextPoll = now + configuration.pollInterval
 
-    await withTaskGroup(of: Void.self) { group in
+    // Each child says whether it is the timer loop: the watcher ends when the timer loop does (cancellation, or
+    // `stopsWhenIdle`), not when the event reader stops (it stops when native mode falls back to polling).
+    await withTaskGroup(of: Bool.self) { group in
       if let reader {
         reader.start()
         group.addTask {
           for await batch in reader.stream { await self.handle(batch) }
+          return false
         }
       }
-      group.addTask { await self.timerLoop() }
-      _ = await group.next()
+      group.addTask {
+        await self.timerLoop()
+        return true
+      }
+      while let isTimerLoop = await group.next() {
+        if isTimerLoop { break }
+      }
       group.cancelAll()
     }
     reader?.stop()
@@ -343,6 +351,7 @@ public actor InboxWatcher {
     watchPaths = [:]
     watchIDs = [:]
     activeMode = .polling
+    sleeper?.cancel()  // start polling now rather than at the next deadline
     continuation.yield(
       .notice("Native file events are unavailable (\(error.message)); polling the inbox every \(configuration.pollInterval) instead."))
   }

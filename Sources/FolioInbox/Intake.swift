@@ -54,6 +54,25 @@ public struct ClaimedFile: Sendable, Equatable {
 /// follows links in the inbox (a link to a file in the inbox would process that file twice, a link elsewhere
 /// would read outside it). The checks run as late as possible: folders are opened one by one with `O_NOFOLLOW`
 /// right before the rename, and the claimed file is opened with `O_NOFOLLOW` before it is read.
+///
+/// How the daemon uses the inbox:
+/// ```swift
+/// let layout = InboxLayout.conventional(root: root)
+/// try layout.validate()                        // refuse overlapping folders
+/// for finding in layout.checkPermissions() { log(finding) }   // or refuse to start
+/// try layout.createMissingFolders()
+/// let ledger = InboxLedger()
+/// let watcher = InboxWatcher(inbox: layout.inbox, configuration: settings, ledger: ledger)
+/// let intake = Intake(layout: layout, ledger: ledger, ignore: settings.ignore)
+/// for claimed in intake.recoverClaims() { /* re-queue or finish what a crash left in the work area */ }
+/// group.addTask { await watcher.run() }
+/// for await event in watcher.events {
+///   guard case .ready(let candidate) = event else { continue }   // log .vanished/.rejected/.notice
+///   let claimed = try intake.claim(candidate)   // throws only when nothing was claimed
+///   // record the document (sha256, size, set) and its job, or the classification failure, then commit…
+///   let receipt = try intake.dispose(claimed, outcome: .succeeded, policy: policy)  // after the commit
+/// }
+/// ```
 public struct Intake: Sendable {
   /// The folders.
   public var layout: InboxLayout
