@@ -16,6 +16,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
   ],
   targets: [
     .target(name: "FolioBase"),
@@ -32,7 +33,8 @@ let package = Package(
     // The daemon (issue 4).
     .target(name: "FolioPipelines", dependencies: ["FolioBase", .product(name: "Yams", package: "Yams")]),
     .target(name: "FolioStore", dependencies: ["FolioBase", .product(name: "GRDB", package: "GRDB.swift")]),
-    .target(name: "FolioInbox", dependencies: ["FolioBase"]),
+    .target(
+      name: "FolioInbox", dependencies: ["FolioBase", .product(name: "Crypto", package: "swift-crypto")]),
     .target(
       name: "FolioModel", dependencies: ["FolioBase", "FolioTensors", "FolioKernels"],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),

@@ -35,6 +35,31 @@ public struct FolioError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let invalidArgument = Code(rawValue: "invalid_argument")
     /// The work was cancelled.
     public static let cancelled = Code(rawValue: "cancelled")
+
+    // MARK: Inbox and intake (issue 4; owned by FolioInbox)
+
+    /// A file in the inbox is empty (zero bytes); there is nothing to process.
+    public static let emptyFile = Code(rawValue: "empty_file")
+    /// A `.txt`/`.md` document is not valid UTF-8.
+    public static let notUTF8 = Code(rawValue: "not_utf8")
+    /// A file is neither a PNG or JPEG image (by magic bytes) nor a `.txt`/`.md` text document.
+    public static let unsupportedKind = Code(rawValue: "unsupported_kind")
+    /// A file disappeared (was removed, renamed or claimed by someone else) before Folio could take it.
+    public static let fileVanished = Code(rawValue: "file_vanished")
+    /// A path in the inbox is a symbolic link (or passes through one); Folio never follows links there.
+    public static let symlinkRefused = Code(rawValue: "symlink_refused")
+    /// A path lies (or resolves) outside the inbox.
+    public static let outsideInbox = Code(rawValue: "outside_inbox")
+    /// A path is a FIFO, socket, device or other non-regular file.
+    public static let notRegularFile = Code(rawValue: "not_regular_file")
+    /// The operating system refused access (EACCES/EPERM); the message names the path, mode, owner and uid.
+    public static let permissionDenied = Code(rawValue: "permission_denied")
+    /// The inbox, work, processed, failed, store, database or pipelines locations overlap so output would feed back.
+    public static let layoutOverlap = Code(rawValue: "layout_overlap")
+    /// Moving or copying a file failed for a reason other than permissions; the file stays where it was.
+    public static let moveFailed = Code(rawValue: "move_failed")
+    /// Native file-system events (inotify) could not be set up.
+    public static let watchFailed = Code(rawValue: "watch_failed")
   }
 
   public var code: Code
