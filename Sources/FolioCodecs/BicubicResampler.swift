@@ -1,8 +1,8 @@
 /// Pillow's `Image.resize(..., BICUBIC)` for 8-bit RGB, reproduced operation for operation
 /// (Pillow `libImaging/Resample.c`: `precompute_coeffs`, `normalize_coeffs_8bpc`, `ImagingResampleInner`).
 ///
-/// Separable: a horizontal pass (only over the source rows the vertical pass needs), then a vertical pass, each
-/// skipped when that dimension does not change. Cubic kernel a = −0.5 with support 2, widened by the downscale
+/// Separable: a horizontal and a vertical pass, each skipped when that dimension does not change, in Pillow 13's
+/// order (horizontal first, over only the source rows the vertical pass needs, unless the height shrinks much more). Cubic kernel a = −0.5 with support 2, widened by the downscale
 /// factor (antialiasing). Coefficients are computed in double, normalised to sum 1, then rounded to 22-bit fixed
 /// point; sums start at ½ and are shifted and clamped to 0…255. The intermediate image is 8-bit, as in Pillow.
 public enum BicubicResampler {
@@ -10,19 +10,32 @@ public enum BicubicResampler {
   public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
     let width = max(width, 1), height = max(height, 1)
     if width == image.width && height == image.height { return image }
+    let needsHorizontal = width != image.width
+    let needsVertical = height != image.height
+    // Pillow 13's pass order (Resample.c `ImagingResampleInner`, PR #9549): vertical first when the height
+    // loses more than twice as many pixels as the width, else horizontal first. The 8-bit intermediate makes
+    // the order visible in the output; Pillow 12 and older always went horizontal first.
+    let heightLoss = image.height - height, widthLoss = image.width - width
+    let horizontalFirst = !(heightLoss > 0 && heightLoss > widthLoss * 2)
     let vertical = Coefficients(inSize: image.height, outSize: height)
-    let firstRow = vertical.bounds[0]
-    let lastRow = vertical.bounds[2 * (height - 1)] + vertical.bounds[2 * (height - 1) + 1]
-
-    var current = image
-    var rowOffset = 0
-    if width != image.width {
-      let horizontal = Coefficients(inSize: image.width, outSize: width)
-      current = horizontalPass(image, coefficients: horizontal, rows: firstRow..<lastRow)
-      rowOffset = firstRow
+    if horizontalFirst {
+      var current = image
+      var rowOffset = 0
+      if needsHorizontal {
+        // Only the source rows the vertical pass reads.
+        let firstRow = vertical.bounds[0]
+        let lastRow = vertical.bounds[2 * (height - 1)] + vertical.bounds[2 * (height - 1) + 1]
+        current = horizontalPass(
+          image, coefficients: Coefficients(inSize: image.width, outSize: width), rows: firstRow..<lastRow)
+        rowOffset = firstRow
+      }
+      if needsVertical { current = verticalPass(current, coefficients: vertical, rowOffset: rowOffset) }
+      return current
     }
-    if height != image.height {
-      current = verticalPass(current, coefficients: vertical, rowOffset: rowOffset)
+    var current = verticalPass(image, coefficients: vertical, rowOffset: 0)
+    if needsHorizontal {
+      current = horizontalPass(
+        current, coefficients: Coefficients(inSize: image.width, outSize: width), rows: 0..<current.height)
     }
     return current
   }
