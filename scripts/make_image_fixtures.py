@@ -375,6 +375,16 @@ def main():
                                   for c in configs]
             images.append(entry)
 
+    # Resampler stress test: uniform noise (every rounding difference shows) resized to sizes that exercise
+    # up/down scaling, one-pass resizes and both of Pillow 13's pass orders.
+    noise = np.random.default_rng(99).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(out_dir / "noise_120x90.png")
+    resize_cases = []
+    for w2, h2 in [(60, 45), (37, 90), (120, 20), (300, 200), (121, 91), (13, 7), (240, 33), (50, 89),
+                   (119, 90), (120, 91), (7, 300), (1, 1), (118, 30), (90, 10), (400, 17)]:
+        out = np.array(Image.fromarray(noise).resize((w2, h2), resample=Image.Resampling.BICUBIC))
+        resize_cases.append({"width": w2, "height": h2, "crc32": crc(out.tobytes())})
+
     manifest = {
         "generator": "scripts/make_image_fixtures.py",
         "pillow": PIL.__version__,
@@ -383,6 +393,8 @@ def main():
         "processor": "Qwen2VLImageProcessorPil",
         "configs": CONFIGS,
         "images": images,
+        "resize_source": "noise_120x90.png",
+        "resize_cases": resize_cases,
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(f.stat().st_size for f in out_dir.iterdir())

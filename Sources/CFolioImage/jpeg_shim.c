@@ -19,7 +19,19 @@ static void jpeg_error_exit(j_common_ptr cinfo) {
   jpeg_error_state *state = (jpeg_error_state *)cinfo->err;
   char buffer[JMSG_LENGTH_MAX];
   (*cinfo->err->format_message)(cinfo, buffer);
-  folio_fail(state->result, state->truncated ? FOLIO_IMAGE_TRUNCATED : FOLIO_IMAGE_CORRUPT, buffer);
+  int32_t code = state->truncated ? FOLIO_IMAGE_TRUNCATED : FOLIO_IMAGE_CORRUPT;
+  switch (cinfo->err->msg_code) {
+    case JERR_IMAGE_TOO_BIG:
+    case JERR_WIDTH_OVERFLOW:
+      code = FOLIO_IMAGE_TOO_LARGE;
+      break;
+    case JERR_OUT_OF_MEMORY:
+      code = FOLIO_IMAGE_NO_MEMORY;
+      break;
+    default:
+      break;
+  }
+  folio_fail(state->result, code, buffer);
   longjmp(state->jump, 1);
 }
 

@@ -94,6 +94,12 @@ public enum ImageDecoder {
       throw FolioError(.emptyFile, "The file is empty (0 bytes); if it is still being written, retry later.")
     }
     guard let format = ImageFormat.detect(bytes) else {
+      if let format = ImageFormat.truncatedSignature(bytes) {
+        throw FolioError(
+          .imageTruncated,
+          "The file holds only \(bytes.count) bytes of a \(format == .png ? "PNG" : "JPEG") signature; if it is "
+            + "still being written, retry later.")
+      }
       throw FolioError(
         .unsupportedImageFormat,
         "The file is \(ImageFormat.describeUnsupported(bytes)); Folio reads PNG and JPEG images. "
@@ -156,6 +162,9 @@ public enum ImageDecoder {
     case Int32(FOLIO_IMAGE_UNSUPPORTED):
       throw FolioError(
         .unsupportedImageFormat, "This \(name) variant is not supported (\(detail)). Re-save it as 8-bit RGB.")
+    case Int32(FOLIO_IMAGE_TOO_LARGE):
+      throw FolioError(
+        .imageTooLarge, "The \(name) header gives dimensions the decoder refuses (\(detail)). Downscale the image.")
     case Int32(FOLIO_IMAGE_NO_MEMORY):
       throw FolioError(
         .imageTooLarge, "Out of memory while decoding the \(name) (\(detail)). Lower max_pixels or free memory.")

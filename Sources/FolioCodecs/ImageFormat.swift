@@ -15,6 +15,15 @@ public enum ImageFormat: String, Sendable, Equatable, CaseIterable {
     return nil
   }
 
+  /// The format whose signature `bytes` is a proper prefix of (a file cut off inside its signature).
+  static func truncatedSignature<Bytes: Collection>(_ bytes: Bytes) -> ImageFormat? where Bytes.Element == UInt8 {
+    let head = Array(bytes.prefix(8))
+    if head.isEmpty { return nil }
+    if head.count < 8, [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A].starts(with: head) { return .png }
+    if head.count < 3, [0xFF, 0xD8, 0xFF].starts(with: head) { return .jpeg }
+    return nil
+  }
+
   /// A human name for common formats Folio does not decode, used in the `unsupported_image_format` message.
   static func describeUnsupported<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
     let head = Array(bytes.prefix(12))

@@ -48,6 +48,20 @@ struct Manifest: Decodable {
   var transformers: String
   var configs: [String: JSONValue]
   var images: [FixtureImage]
+  var resizeSource: String
+  var resizeCases: [ResizeCase]
+  enum CodingKeys: String, CodingKey {
+    case pillow, transformers, configs, images
+    case resizeSource = "resize_source", resizeCases = "resize_cases"
+  }
+}
+
+/// Pillow's BICUBIC output size and CRC for the noise image.
+struct ResizeCase: Decodable, Sendable, CustomTestStringConvertible {
+  var width: Int
+  var height: Int
+  var crc32: UInt32
+  var testDescription: String { "\(width)x\(height)" }
 }
 
 struct FixtureImage: Decodable, Sendable {

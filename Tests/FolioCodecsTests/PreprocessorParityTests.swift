@@ -69,6 +69,19 @@ struct PreprocessorParityTests {
   }
 }
 
+@Suite("Bicubic resampler")
+struct ResamplerTests {
+  @Test(
+    "uniform noise resized to many sizes equals Pillow bit for bit",
+    arguments: ImageFixtures.manifest?.resizeCases ?? [])
+  func noise(_ item: ResizeCase) throws {
+    let source = try ImageFixtures.png(try #require(ImageFixtures.manifest?.resizeSource))
+    let output = BicubicResampler.resize(source, width: item.width, height: item.height)
+    #expect(output.width == item.width && output.height == item.height)
+    #expect(CRC32.checksum(output.pixels) == item.crc32)
+  }
+}
+
 @Suite("smart_resize and configuration")
 struct SmartResizeTests {
   func size(_ height: Int, _ width: Int, _ config: VisionPreprocessorConfiguration = .qwen35) throws -> [Int] {

@@ -26,6 +26,8 @@ enum {
   FOLIO_IMAGE_NO_MEMORY = 4,
   /// The caller's buffer does not match the image (size changed between probe and decode).
   FOLIO_IMAGE_BAD_ARGUMENT = 5,
+  /// The library itself refuses the dimensions (libjpeg: more than 65500 pixels a side).
+  FOLIO_IMAGE_TOO_LARGE = 6,
 };
 
 /// What a header says about an image, plus the outcome of a call.
