@@ -28,6 +28,11 @@ static void jpeg_error_exit(j_common_ptr cinfo) {
     case JERR_OUT_OF_MEMORY:
       code = FOLIO_IMAGE_NO_MEMORY;
       break;
+    case JERR_BAD_PRECISION:     // 12-/16-bit samples: the 8-bit libjpeg API cannot return them.
+    case JERR_SOF_UNSUPPORTED:   // e.g. lossless or hierarchical JPEG.
+    case JERR_NOT_COMPILED:
+      code = FOLIO_IMAGE_UNSUPPORTED;
+      break;
     default:
       break;
   }

@@ -8,14 +8,16 @@
 public enum BicubicResampler {
   /// `image` resized to `width` × `height` (each at least 1); returns `image` unchanged when the size matches.
   public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-    let width = max(width, 1), height = max(height, 1)
+    let width = max(width, 1)
+    let height = max(height, 1)
     if width == image.width && height == image.height { return image }
     let needsHorizontal = width != image.width
     let needsVertical = height != image.height
     // Pillow 13's pass order (Resample.c `ImagingResampleInner`, PR #9549): vertical first when the height
     // loses more than twice as many pixels as the width, else horizontal first. The 8-bit intermediate makes
     // the order visible in the output; Pillow 12 and older always went horizontal first.
-    let heightLoss = image.height - height, widthLoss = image.width - width
+    let heightLoss = image.height - height
+    let widthLoss = image.width - width
     let horizontalFirst = !(heightLoss > 0 && heightLoss > widthLoss * 2)
     let vertical = Coefficients(inSize: image.height, outSize: height)
     if horizontalFirst {
@@ -119,9 +121,12 @@ public enum BicubicResampler {
               let srcRow = y * inWidth * 3
               let dstRow = outRow * outWidth * 3
               for xx in 0..<outWidth {
-                let xmin = bounds[2 * xx], count = bounds[2 * xx + 1]
+                let xmin = bounds[2 * xx]
+                let count = bounds[2 * xx + 1]
                 let k = xx * c.kernelSize
-                var r = half, g = half, b = half
+                var r = half
+                var g = half
+                var b = half
                 var s = srcRow + xmin * 3
                 for t in 0..<count {
                   let w = weights[k + t]
@@ -154,7 +159,8 @@ public enum BicubicResampler {
       out.withUnsafeMutableBufferPointer { dst in
         accumulator.withUnsafeMutableBufferPointer { acc in
           for yy in 0..<outHeight {
-            let ymin = c.bounds[2 * yy] - rowOffset, count = c.bounds[2 * yy + 1]
+            let ymin = c.bounds[2 * yy] - rowOffset
+            let count = c.bounds[2 * yy + 1]
             for i in 0..<rowLength { acc[i] = half }
             // Integer sums: accumulating row by row gives exactly Pillow's per-pixel column sums.
             for t in 0..<count {

@@ -93,7 +93,8 @@ enum ExifReader {
   }
 
   private static func readUInt16(_ b: UnsafeRawBufferPointer, _ at: Int, bigEndian: Bool) -> UInt16 {
-    let x = UInt16(b[at]), y = UInt16(b[at + 1])
+    let x = UInt16(b[at])
+    let y = UInt16(b[at + 1])
     return bigEndian ? x << 8 | y : y << 8 | x
   }
 

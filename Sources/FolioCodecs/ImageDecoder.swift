@@ -127,7 +127,8 @@ public enum ImageDecoder {
 
   /// Full decode; the caller has already checked `info` against the limits.
   static func decode(bytes: UnsafeRawBufferPointer, info: ImageInfo) throws -> RGBImage {
-    let width = info.storedWidth, height = info.storedHeight
+    let width = info.storedWidth
+    let height = info.storedHeight
     let count = width * height * 3
     guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count > 0 else {
       throw FolioError(.emptyFile, "The image buffer has no storage.")

@@ -25,7 +25,8 @@ public struct RGBImage: Sendable, Equatable {
   /// The image turned upright for an EXIF orientation (what Pillow's `ImageOps.exif_transpose` does).
   public func applying(_ orientation: ExifOrientation) -> RGBImage {
     if orientation == .up { return self }
-    let w = width, h = height
+    let w = width
+    let h = height
     let swaps = orientation.swapsDimensions
     let outWidth = swaps ? h : w
     let outHeight = swaps ? w : h

@@ -57,7 +57,8 @@ public struct VisionPreprocessorConfiguration: Sendable, Equatable, Decodable {
     do {
       data = try Data(contentsOf: url)
     } catch {
-      throw FolioError(.fileNotFound, "Cannot read \(url.path); the model folder needs its preprocessor_config.json.",
+      throw FolioError(
+        .fileNotFound, "Cannot read \(url.path); the model folder needs its preprocessor_config.json.",
         cause: error)
     }
     do {
@@ -70,10 +71,18 @@ public struct VisionPreprocessorConfiguration: Sendable, Equatable, Decodable {
   }
 
   private enum CodingKeys: String, CodingKey {
-    case size, minPixels = "min_pixels", maxPixels = "max_pixels", patchSize = "patch_size"
-    case temporalPatchSize = "temporal_patch_size", mergeSize = "merge_size", imageMean = "image_mean"
-    case imageStd = "image_std", rescaleFactor = "rescale_factor", doResize = "do_resize"
-    case doRescale = "do_rescale", doNormalize = "do_normalize"
+    case size
+    case minPixels = "min_pixels"
+    case maxPixels = "max_pixels"
+    case patchSize = "patch_size"
+    case temporalPatchSize = "temporal_patch_size"
+    case mergeSize = "merge_size"
+    case imageMean = "image_mean"
+    case imageStd = "image_std"
+    case rescaleFactor = "rescale_factor"
+    case doResize = "do_resize"
+    case doRescale = "do_rescale"
+    case doNormalize = "do_normalize"
   }
 
   private struct Size: Decodable {
@@ -82,8 +91,10 @@ public struct VisionPreprocessorConfiguration: Sendable, Equatable, Decodable {
     var minPixels: Int?
     var maxPixels: Int?
     enum CodingKeys: String, CodingKey {
-      case shortestEdge = "shortest_edge", longestEdge = "longest_edge"
-      case minPixels = "min_pixels", maxPixels = "max_pixels"
+      case shortestEdge = "shortest_edge"
+      case longestEdge = "longest_edge"
+      case minPixels = "min_pixels"
+      case maxPixels = "max_pixels"
     }
   }
 
@@ -162,7 +173,7 @@ public struct PreprocessedImage: Sendable {
   public var patchDimension: Int
   /// `image_grid_thw`.
   public var grid: GridTHW
-  /// Height and width after `smart_resize`.
+  /// Height after `smart_resize`.
   public var resizedHeight: Int
   /// Width after `smart_resize`.
   public var resizedWidth: Int
@@ -190,7 +201,9 @@ public struct VisionPreprocessor: Sendable {
     guard height > 0, width > 0, factor > 0 else {
       throw FolioError(.invalidArgument, "smart_resize needs positive sizes; got \(height)×\(width).")
     }
-    let h = Double(height), w = Double(width), f = Double(factor)
+    let h = Double(height)
+    let w = Double(width)
+    let f = Double(factor)
     let ratio = max(h, w) / min(h, w)
     guard ratio <= 200 else {
       throw FolioError(
@@ -238,7 +251,9 @@ public struct VisionPreprocessor: Sendable {
   /// `(x − float32(mean)) / float32(std)` in float32.
   public func patchify(_ image: RGBImage) throws -> PreprocessedImage {
     let c = configuration
-    let patch = c.patchSize, merge = c.mergeSize, temporal = c.temporalPatchSize
+    let patch = c.patchSize
+    let merge = c.mergeSize
+    let temporal = c.temporalPatchSize
     guard image.height % (patch * merge) == 0, image.width % (patch * merge) == 0 else {
       throw FolioError(
         .invalidArgument,
@@ -253,7 +268,8 @@ public struct VisionPreprocessor: Sendable {
         table[channel * 256 + value] = x
       }
     }
-    let gridH = image.height / patch, gridW = image.width / patch
+    let gridH = image.height / patch
+    let gridW = image.width / patch
     let rows = gridH * gridW
     let patchArea = patch * patch
     let columns = 3 * temporal * patchArea

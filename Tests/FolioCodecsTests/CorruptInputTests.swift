@@ -43,7 +43,8 @@ struct CorruptInputTests {
         var random = SeededBytes(state: seed)
         let data = Data(signature + random.bytes(Int(seed) * 97))
         let error = try failure(data)
-        #expect([.imageCorrupt, .imageTruncated, .imageTooLarge].contains(error.code), "\(error)")
+        #expect(
+          [.imageCorrupt, .imageTruncated, .imageTooLarge, .unsupportedImageFormat].contains(error.code), "\(error)")
       }
     }
   }
@@ -82,8 +83,9 @@ struct CorruptInputTests {
     func bigEndian(_ v: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
     let ihdr = bigEndian(width) + bigEndian(height) + [8, 2, 0, 0, 0]
     let idat: [UInt8] = [0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]
-    return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", idat)
-      + chunk("IEND", []))
+    return Data(
+      [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", idat)
+        + chunk("IEND", []))
   }
 
   /// A JPEG whose SOF0 claims `width × height` (three components), followed by SOS and a few bytes.

@@ -50,7 +50,9 @@ struct DecoderParityTests {
     let reference = try ImageFixtures.png(try #require(fixture.decodedPNG))
     #expect(CRC32.checksum(reference.pixels) == fixture.decodedCRC32)
     let difference = PixelDifference(image.pixels, reference.pixels)
-    print("[jpeg-parity] \(fixture.name): max |Δ| = \(difference.maxAbs), differing = \(difference.differing)/\(difference.total)")
+    print(
+      "[jpeg-parity] \(fixture.name): max |Δ| = \(difference.maxAbs), differing = \(difference.differing)/\(difference.total)"
+    )
     #expect(difference.maxAbs <= Self.jpegMaxLevel, "\(fixture.description)")
     #expect(difference.fraction <= Self.jpegMaxFraction, "\(fixture.description)")
   }

@@ -52,7 +52,8 @@ struct Manifest: Decodable {
   var resizeCases: [ResizeCase]
   enum CodingKeys: String, CodingKey {
     case pillow, transformers, configs, images
-    case resizeSource = "resize_source", resizeCases = "resize_cases"
+    case resizeSource = "resize_source"
+    case resizeCases = "resize_cases"
   }
 }
 
@@ -80,8 +81,10 @@ struct FixtureImage: Decodable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, file, format, description, width, height, deviation, processed
-    case storedWidth = "stored_width", storedHeight = "stored_height"
-    case decodedCRC32 = "decoded_crc32", decodedPNG = "decoded_png"
+    case storedWidth = "stored_width"
+    case storedHeight = "stored_height"
+    case decodedCRC32 = "decoded_crc32"
+    case decodedPNG = "decoded_png"
   }
 }
 
@@ -102,9 +105,14 @@ struct FixtureProcessing: Decodable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case config
-    case gridTHW = "grid_thw", resizedHeight = "resized_height", resizedWidth = "resized_width"
-    case pixelValuesShape = "pixel_values_shape", pixelValuesCRC32 = "pixel_values_crc32"
-    case resizedCRC32 = "resized_crc32", resizedPNG = "resized_png", sampleRows = "sample_rows"
+    case gridTHW = "grid_thw"
+    case resizedHeight = "resized_height"
+    case resizedWidth = "resized_width"
+    case pixelValuesShape = "pixel_values_shape"
+    case pixelValuesCRC32 = "pixel_values_crc32"
+    case resizedCRC32 = "resized_crc32"
+    case resizedPNG = "resized_png"
+    case sampleRows = "sample_rows"
   }
 }
 
@@ -116,7 +124,12 @@ struct ProcessedCase: Sendable, CustomTestStringConvertible {
 
 /// Enough JSON to round-trip the manifest's processor configurations.
 enum JSONValue: Codable, Sendable {
-  case number(Double), integer(Int), string(String), bool(Bool), array([JSONValue]), object([String: JSONValue])
+  case number(Double)
+  case integer(Int)
+  case string(String)
+  case bool(Bool)
+  case array([JSONValue])
+  case object([String: JSONValue])
   case null
 
   init(from decoder: any Decoder) throws {

@@ -15,7 +15,8 @@ struct PreprocessorParityTests {
 
   @Test("grid_thw, resize and pixel_values", arguments: ImageFixtures.processed)
   func pipelineMatches(_ item: ProcessedCase) throws {
-    let fixture = item.image, expected = item.processing
+    let fixture = item.image
+    let expected = item.processing
     let preprocessor = VisionPreprocessor(configuration: try ImageFixtures.configuration(expected.config))
     let decoded = try ImageDecoder.decode(file: ImageFixtures.url(fixture.file))
 
@@ -140,7 +141,8 @@ struct SmartResizeTests {
     #expect(real == .qwen35)
     let legacy = try decoder.decode(
       VisionPreprocessorConfiguration.self,
-      from: Data(#"{"size": {"shortest_edge": 10, "longest_edge": 20}, "min_pixels": 3136, "max_pixels": 12845056}"#.utf8))
+      from: Data(
+        #"{"size": {"shortest_edge": 10, "longest_edge": 20}, "min_pixels": 3136, "max_pixels": 12845056}"#.utf8))
     #expect(legacy.minPixels == 3136 && legacy.maxPixels == 12_845_056)
     #expect(legacy.patchSize == 14 && legacy.imageMean == [0.48145466, 0.4578275, 0.40821073])
     for bad in [#"{"size": {"shortest_edge": 10}}"#, #"{"patch_size": 0}"#, #"{"image_std": [0, 1, 1]}"#] {
