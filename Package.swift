@@ -41,20 +41,21 @@ let package = Package(
     .target(
       name: "FolioEngine",
       dependencies: [
-        "FolioBase", "FolioTensors", "FolioKernels", "FolioTokenizer", "FolioModel",
+        "FolioBase", "FolioTensors", "FolioKernels", "FolioTokenizer", "FolioModel", "FolioCodecs",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(
       name: "FolioCLI",
       dependencies: [
-        "FolioBase", "FolioEngine", "FolioTokenizer", "FolioModel",
+        "FolioBase", "FolioEngine", "FolioTokenizer", "FolioModel", "FolioCodecs",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(name: "folio", dependencies: ["FolioCLI"]),
     .testTarget(name: "FolioTokenizerTests", dependencies: ["FolioTokenizer"]),
     .testTarget(name: "FolioModelTests", dependencies: ["FolioModel", "FolioTensors", "FolioKernels"]),
-    .testTarget(name: "FolioEngineTests", dependencies: ["FolioEngine", "FolioModel", "FolioTokenizer"]),
+    .testTarget(
+      name: "FolioEngineTests", dependencies: ["FolioEngine", "FolioModel", "FolioTokenizer", "FolioCodecs"]),
     .testTarget(name: "FolioCLITests", dependencies: ["FolioCLI"]),
     .testTarget(name: "FolioCodecsTests", dependencies: ["FolioCodecs"]),
     .testTarget(name: "FolioPipelinesTests", dependencies: ["FolioPipelines"]),
