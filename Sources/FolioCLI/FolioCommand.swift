@@ -8,7 +8,7 @@ public struct FolioCommand: AsyncParsableCommand {
     commandName: "folio",
     abstract: "Local document processing with Qwen3.5 on the CPU.",
     version: "0.1.0",
-    subcommands: [GenerateCommand.self, TokenizeCommand.self])
+    subcommands: [GenerateCommand.self, TokenizeCommand.self, BenchCommand.self])
 
   public init() {}
 }

@@ -129,3 +129,45 @@ struct CLITests {
     #expect(result.stderr.contains("--prompt"))
   }
 }
+
+extension CLITests {
+  @Test func benchReportsEveryFigure() throws {
+    let result = try Self.run([
+      "bench", "--model", Self.denseModel, "--prompt-tokens", "40", "--gen-tokens", "4", "--image", "64x48", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    for key in ["load_s", "prefill_tokens_per_s", "decode_tokens_per_s", "vision_s", "ttft_s", "peak_rss_mib"] {
+      #expect((object[key] as? NSNumber)?.doubleValue ?? 0 > 0, "\(key)")
+    }
+    #expect(object["generated_tokens"] as? Int == 4)
+    #expect((object["prompt_tokens"] as? Int ?? 0) > 40, "the image's tokens are part of the prompt")
+  }
+
+  @Test func generateWithImagesReportsThem() throws {
+    let image = Self.root.appendingPathComponent("Tests/Fixtures/images/jpeg_baseline420_21x13.jpg").path
+    let result = try Self.run([
+      "generate", "--model", Self.denseModel, "--image", image, "--image", image, "--prompt", "Compare.",
+      "--max-tokens", "2", "--temperature", "0", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    let images = try #require(object["images"] as? [[String: Any]])
+    #expect(images.count == 2)
+    #expect(images.first?["width"] as? Int == 21)
+    #expect(images.first?["height"] as? Int == 13)
+    let tokens = try #require(images.first?["tokens"] as? Int)
+    let prompt = try #require(object["prompt_tokens"] as? [Int])
+    #expect(prompt.count > 2 * tokens)
+  }
+
+  @Test func corruptImageIsATypedError() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("folio-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let file = folder.appendingPathComponent("broken.png")
+    try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3]).write(to: file)
+    let result = try Self.run(["generate", "--model", Self.denseModel, "--image", file.path, "--prompt", "x"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("image_"))
+  }
+}

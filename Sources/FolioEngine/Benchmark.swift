@@ -1,0 +1,114 @@
+import FolioBase
+import FolioCodecs
+import FolioKernels
+import FolioModel
+import Foundation
+
+/// One `folio bench` run: what was measured and how fast it went.
+public struct BenchmarkReport: Sendable, Encodable {
+  public var model: String
+  public var threads: Int
+  public var promptTokens: Int
+  public var generatedTokens: Int
+  public var loadSeconds: Double
+  public var prefillSeconds: Double
+  public var prefillTokensPerSecond: Double
+  public var decodeSeconds: Double
+  public var decodeTokensPerSecond: Double
+  /// Image size, vision-encoder seconds and image tokens, when an image was part of the run.
+  public var image: String?
+  public var imageTokens: Int?
+  public var visionSeconds: Double?
+  /// Seconds from the start of the request (vision included) to the first generated token.
+  public var timeToFirstTokenSeconds: Double
+  /// Peak resident memory of the process (VmHWM), in MiB.
+  public var peakResidentMiB: Double?
+
+  enum CodingKeys: String, CodingKey {
+    case model, threads, image
+    case promptTokens = "prompt_tokens", generatedTokens = "generated_tokens", loadSeconds = "load_s"
+    case prefillSeconds = "prefill_s", prefillTokensPerSecond = "prefill_tokens_per_s", decodeSeconds = "decode_s"
+    case decodeTokensPerSecond = "decode_tokens_per_s", imageTokens = "image_tokens", visionSeconds = "vision_s"
+    case timeToFirstTokenSeconds = "ttft_s", peakResidentMiB = "peak_rss_mib"
+  }
+}
+
+/// Measures load, prefill, decode and vision speed on synthetic inputs (deterministic token ids, a gradient image).
+public enum Benchmark {
+  /// Runs the benchmark on `model` (already loaded). `imageSize` adds an image of that size before the prompt.
+  public static func run(
+    model: LanguageModel, promptTokens: Int, generatedTokens: Int, imageSize: (width: Int, height: Int)?,
+    pool: ComputePool
+  ) throws -> BenchmarkReport {
+    guard promptTokens > 0, generatedTokens > 0 else {
+      throw FolioError(.invalidArgument, "--prompt-tokens and --gen-tokens must be positive.")
+    }
+    let clock = ContinuousClock()
+    let start = clock.now
+    // Ordinary text ids spread over the vocabulary (a fixed linear congruence: reproducible across runs).
+    let textLimit = min(model.checkpoint.config.text.vocabularySize, model.tokenizer.vocabularySize)
+    var tokens = (0..<promptTokens).map { (($0 &* 7919) &+ 13) % max(textLimit - 1, 1) }
+    var features: ImageFeatures?
+    var visionSeconds: Double?
+    var imageTokens: Int?
+    if let imageSize {
+      guard let vision = model.vision else {
+        throw FolioError(.visionUnavailable, "the model has no vision tower; drop --image.")
+      }
+      let image = gradient(width: imageSize.width, height: imageSize.height)
+      let visionStart = clock.now
+      let prepared = try vision.preprocessor.preprocess(image)
+      let grid = PatchGrid(t: prepared.grid.t, h: prepared.grid.h, w: prepared.grid.w)
+      let encoded = try vision.encoder.encode(pixelValues: prepared.pixelValues, grids: [grid], pool: pool)
+      visionSeconds = visionStart.duration(to: clock.now).seconds
+      let config = model.checkpoint.config
+      tokens =
+        [config.visionStartTokenID] + Array(repeating: config.imageTokenID, count: prepared.tokenCount)
+        + [config.visionEndTokenID] + tokens
+      imageTokens = prepared.tokenCount
+      features = ImageFeatures(
+        features: encoded, grids: [grid], imageTokenID: config.imageTokenID,
+        mergeSize: vision.encoder.config.spatialMergeSize)
+    }
+    var state = model.checkpoint.textModel.makeState()
+    var firstToken: Double?
+    let result = try model.generator(pool: pool).generate(
+      GenerationRequest(promptTokens: tokens, maxTokens: generatedTokens, images: features), state: &state
+    ) { _ in
+      if firstToken == nil { firstToken = start.duration(to: clock.now).seconds }
+      return true
+    }
+    let decoded = max(result.tokens.count - 1, 1)
+    return BenchmarkReport(
+      model: model.checkpoint.folder.path, threads: pool.threadCount, promptTokens: tokens.count,
+      generatedTokens: result.tokens.count, loadSeconds: model.loadSeconds, prefillSeconds: result.prefillSeconds,
+      prefillTokensPerSecond: Double(tokens.count) / max(result.prefillSeconds, 1e-9),
+      decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: Double(decoded) / max(result.decodeSeconds, 1e-9),
+      image: imageSize.map { "\($0.width)x\($0.height)" }, imageTokens: imageTokens, visionSeconds: visionSeconds,
+      timeToFirstTokenSeconds: firstToken ?? 0, peakResidentMiB: peakResidentMiB())
+  }
+
+  /// A smooth colour gradient with some structure, so resizing does real work.
+  static func gradient(width: Int, height: Int) -> RGBImage {
+    var pixels = [UInt8](repeating: 0, count: width * height * 3)
+    for y in 0..<height {
+      for x in 0..<width {
+        let i = (y * width + x) * 3
+        pixels[i] = UInt8(truncatingIfNeeded: x * 255 / max(width - 1, 1))
+        pixels[i + 1] = UInt8(truncatingIfNeeded: y * 255 / max(height - 1, 1))
+        pixels[i + 2] = UInt8(truncatingIfNeeded: (x ^ y) & 0xFF)
+      }
+    }
+    return RGBImage(width: width, height: height, pixels: pixels) ?? RGBImage(width: 1, height: 1, pixels: [0, 0, 0])!
+  }
+
+  /// Peak resident set size from `/proc/self/status`, or `nil` where that file does not exist.
+  static func peakResidentMiB() -> Double? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+      let digits = line.split(separator: " ").compactMap { Double($0) }
+      if let kib = digits.first { return kib / 1024 }
+    }
+    return nil
+  }
+}
