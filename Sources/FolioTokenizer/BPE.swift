@@ -1,7 +1,12 @@
-/// The merges of a BPE model: pair of token ids → (rank, id of the merged token), in an open-addressing table.
+/// The merges of a BPE model: pair of token ids → (rank, id of the merged token), in an open-addressing table
+/// whose slots hold key and value together (one cache line per probe; the table for Qwen3.5 is 8 MB).
 struct MergeTable: Sendable {
-  private var keys: [UInt64]
-  private var values: [UInt64]
+  private struct Slot {
+    var key: UInt64
+    var value: UInt64
+  }
+
+  private var slots: [Slot]
   private let mask: Int
   private static let empty = UInt64.max
 
@@ -9,8 +14,7 @@ struct MergeTable: Sendable {
   init(capacity: Int) {
     var size = 16
     while size < capacity * 2 { size <<= 1 }
-    keys = [UInt64](repeating: Self.empty, count: size)
-    values = [UInt64](repeating: 0, count: size)
+    slots = [Slot](repeating: Slot(key: Self.empty, value: 0), count: size)
     mask = size - 1
   }
 
@@ -21,22 +25,21 @@ struct MergeTable: Sendable {
   /// Records a merge; a pair listed twice keeps its later rank, as `tokenizers` does.
   mutating func insert(left: Int32, right: Int32, rank: Int32, merged: Int32) {
     let key = UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
-    var slot = Self.slot(key, mask)
-    while keys[slot] != Self.empty, keys[slot] != key { slot = (slot + 1) & mask }
-    keys[slot] = key
-    values[slot] = UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: merged))
+    var index = Self.slot(key, mask)
+    while slots[index].key != Self.empty, slots[index].key != key { index = (index + 1) & mask }
+    slots[index] = Slot(key: key, value: UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: merged)))
   }
 
   /// The rank and merged id for a pair, packed as `rank << 32 | merged`, or `UInt64.max` when they do not merge.
   @inline(__always) func lookup(_ left: Int32, _ right: Int32) -> UInt64 {
     let key = UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
-    var slot = Self.slot(key, mask)
-    return keys.withUnsafeBufferPointer { keys in
+    return slots.withUnsafeBufferPointer { slots in
+      var index = Self.slot(key, mask)
       while true {
-        let k = keys[slot]
-        if k == key { return values[slot] }
-        if k == Self.empty { return UInt64.max }
-        slot = (slot + 1) & mask
+        let slot = slots[index]
+        if slot.key == key { return slot.value }
+        if slot.key == Self.empty { return UInt64.max }
+        index = (index + 1) & mask
       }
     }
   }
@@ -91,7 +94,9 @@ struct BytePairEncoder: Sendable {
   }
 
   /// Quadratic merge loop over a compact array; fastest for ordinary words.
-  private func mergeLinear(_ symbols: UnsafeMutableBufferPointer<Int32>, count initialCount: Int, into output: inout [Int32]) {
+  private func mergeLinear(
+    _ symbols: UnsafeMutableBufferPointer<Int32>, count initialCount: Int, into output: inout [Int32]
+  ) {
     var count = initialCount
     if count < 2 {
       if count == 1 { output.append(symbols[0]) }

@@ -29,28 +29,24 @@ enum ByteLevel {
     (0x21...0x7E).contains(byte) || (0xA1...0xAC).contains(byte) || (0xAE...0xFF).contains(byte)
   }
 
-  /// The raw bytes a byte-level token spells, or nil when it has a character outside the alphabet.
-  static func bytes(ofToken token: String) -> [UInt8]? {
-    var result: [UInt8] = []
-    result.reserveCapacity(token.utf8.count)
-    for scalar in token.unicodeScalars {
-      let value = Int(scalar.value)
-      guard value < byteForCharacter.count, byteForCharacter[value] >= 0 else { return nil }
-      result.append(UInt8(byteForCharacter[value]))
+  /// Calls `body` with the raw bytes a byte-level token spells (given as UTF-8), or with nil when the token has
+  /// a character outside the alphabet. Never allocates for tokens up to 256 bytes.
+  static func withRawBytes<R>(
+    ofUTF8 utf8: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>?) -> R
+  ) -> R {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(utf8.count, 1)) { raw in
+      byteForCharacter.withUnsafeBufferPointer { table in
+        var i = 0
+        var count = 0
+        while i < utf8.count {
+          let (value, length) = decodeScalar(utf8, at: i)
+          guard value < UInt32(table.count), table[Int(value)] >= 0 else { return body(nil) }
+          raw[count] = UInt8(table[Int(value)])
+          count += 1
+          i += length
+        }
+        return body(UnsafeBufferPointer(rebasing: raw[0..<count]))
+      }
     }
-    return result
-  }
-
-  /// The bytes the ByteLevel decoder produces for one token: its raw bytes when every character is in the
-  /// alphabet, otherwise the token's own UTF-8 (what `tokenizers`' `ByteLevel::decode_chain` does).
-  static func decodedBytes(ofToken token: String) -> [UInt8] {
-    bytes(ofToken: token) ?? Array(token.utf8)
-  }
-
-  /// The byte-level spelling of raw bytes.
-  static func token(forBytes bytes: some Sequence<UInt8>) -> String {
-    var result = String.UnicodeScalarView()
-    for byte in bytes { result.append(characterForByte[Int(byte)]) }
-    return String(result)
   }
 }

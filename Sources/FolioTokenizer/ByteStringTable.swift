@@ -1,55 +1,48 @@
-/// An open-addressing hash table from byte strings to a pair of `Int32`s, with all keys in one byte arena.
+/// An open-addressing hash table from byte strings to a pair of `Int32`s.
 ///
 /// Lookups take a borrowed buffer and never allocate, which matters on the encoder's hot path (one lookup per
-/// pre-token). Keys compare byte for byte (unlike `String`, whose equality is canonical equivalence).
+/// pre-token), and keys compare byte for byte (unlike `String`, whose equality is canonical equivalence).
+/// The tables are large (Qwen3.5's vocabulary has 248k entries) and lookups land in random places, so each
+/// slot holds everything a lookup needs: a key of up to 8 bytes sits in the slot itself (one cache miss per
+/// lookup); longer keys live in a byte arena.
 struct ByteStringTable: Sendable {
-  private struct Entry {
-    var keyStart: Int32
-    var keyLength: Int32
+  private struct Slot {
+    /// The key's bytes when it is at most 8 bytes long (little-endian), else its offset in `longKeys`.
+    var key: UInt64
+    /// The key's length; -1 marks an empty slot.
+    var length: Int32
     var hash: UInt32
     var value: Int32
     var extra: Int32
   }
 
-  private var keyBytes: [UInt8] = []
-  private var entries: [Entry] = []
-  /// Entry index + 1 per slot; 0 is empty. The slot count is a power of two, at most half full.
-  private var slots: [Int32]
+  private static let emptySlot = Slot(key: 0, length: -1, hash: 0, value: 0, extra: 0)
+  private var slots: [Slot]
+  private var longKeys: [UInt8] = []
+
+  /// The number of keys.
+  private(set) var count = 0
 
   /// Creates a table sized for about `capacity` keys.
   init(capacity: Int = 16) {
     var size = 16
     while size < capacity * 2 { size <<= 1 }
-    slots = [Int32](repeating: 0, count: size)
-    entries.reserveCapacity(capacity)
+    slots = [Slot](repeating: Self.emptySlot, count: size)
   }
-
-  /// The number of keys.
-  var count: Int { entries.count }
-
-  /// The number of key bytes stored.
-  var keyByteCount: Int { keyBytes.count }
 
   /// The values stored for `key`, if any.
   func lookup(_ key: UnsafeBufferPointer<UInt8>) -> (value: Int32, extra: Int32)? {
     let hash = Self.hash(key)
-    let mask = slots.count - 1
-    var slot = Int(hash) & mask
-    return keyBytes.withUnsafeBufferPointer { arena in
-      entries.withUnsafeBufferPointer { entries in
-        slots.withUnsafeBufferPointer { slots in
-          while true {
-            let index = Int(slots[slot]) - 1
-            if index < 0 { return nil }
-            let entry = entries[index]
-            if entry.hash == hash, Int(entry.keyLength) == key.count,
-              Self.equal(arena.baseAddress! + Int(entry.keyStart), key)
-            {
-              return (entry.value, entry.extra)
-            }
-            slot = (slot + 1) & mask
-          }
-        }
+    let length = Int32(truncatingIfNeeded: key.count)
+    let inline = key.count <= 8 ? Self.pack(key) : 0
+    return slots.withUnsafeBufferPointer { slots in
+      let mask = slots.count - 1
+      var index = Int(hash) & mask
+      while true {
+        let slot = slots[index]
+        if slot.length < 0 { return nil }
+        if slot.hash == hash, slot.length == length, matches(slot, key, inline) { return (slot.value, slot.extra) }
+        index = (index + 1) & mask
       }
     }
   }
@@ -63,27 +56,27 @@ struct ByteStringTable: Sendable {
   /// Stores `value` and `extra` for `key`, replacing what was there.
   mutating func insert(_ key: UnsafeBufferPointer<UInt8>, value: Int32, extra: Int32 = 0) {
     let hash = Self.hash(key)
+    let length = Int32(truncatingIfNeeded: key.count)
+    let inline = key.count <= 8 ? Self.pack(key) : 0
     let mask = slots.count - 1
-    var slot = Int(hash) & mask
-    while slots[slot] != 0 {
-      let index = Int(slots[slot]) - 1
-      let entry = entries[index]
-      if entry.hash == hash, Int(entry.keyLength) == key.count,
-        keyBytes.withUnsafeBufferPointer({ Self.equal($0.baseAddress! + Int(entry.keyStart), key) })
-      {
-        entries[index].value = value
-        entries[index].extra = extra
+    var index = Int(hash) & mask
+    while slots[index].length >= 0 {
+      let slot = slots[index]
+      if slot.hash == hash, slot.length == length, matches(slot, key, inline) {
+        slots[index].value = value
+        slots[index].extra = extra
         return
       }
-      slot = (slot + 1) & mask
+      index = (index + 1) & mask
     }
-    entries.append(Entry(keyStart: Int32(keyBytes.count), keyLength: Int32(key.count), hash: hash, value: value, extra: extra))
-    keyBytes.append(contentsOf: key)
-    if entries.count * 2 > slots.count {
-      grow()
-    } else {
-      slots[slot] = Int32(entries.count)
+    var stored = inline
+    if key.count > 8 {
+      stored = UInt64(longKeys.count)
+      longKeys.append(contentsOf: key)
     }
+    slots[index] = Slot(key: stored, length: length, hash: hash, value: value, extra: extra)
+    count += 1
+    if count * 2 > slots.count { grow() }
   }
 
   /// Stores `value` and `extra` for the UTF-8 bytes of `key`.
@@ -94,30 +87,42 @@ struct ByteStringTable: Sendable {
 
   /// Removes every key, keeping the allocated storage.
   mutating func removeAll() {
-    keyBytes.removeAll(keepingCapacity: true)
-    entries.removeAll(keepingCapacity: true)
-    for i in slots.indices { slots[i] = 0 }
+    count = 0
+    longKeys.removeAll(keepingCapacity: true)
+    slots.withUnsafeMutableBufferPointer { $0.update(repeating: Self.emptySlot) }
   }
 
   private mutating func grow() {
-    let size = slots.count * 2
-    let mask = size - 1
-    var newSlots = [Int32](repeating: 0, count: size)
-    for (index, entry) in entries.enumerated() {
-      var slot = Int(entry.hash) & mask
-      while newSlots[slot] != 0 { slot = (slot + 1) & mask }
-      newSlots[slot] = Int32(index + 1)
+    var newSlots = [Slot](repeating: Self.emptySlot, count: slots.count * 2)
+    let mask = newSlots.count - 1
+    for slot in slots where slot.length >= 0 {
+      var index = Int(slot.hash) & mask
+      while newSlots[index].length >= 0 { index = (index + 1) & mask }
+      newSlots[index] = slot
     }
     slots = newSlots
   }
 
-  private static func equal(_ a: UnsafePointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-    guard let base = b.baseAddress else { return true }
-    for i in 0..<b.count where a[i] != base[i] { return false }
-    return true
+  @inline(__always)
+  private func matches(_ slot: Slot, _ key: UnsafeBufferPointer<UInt8>, _ inline: UInt64) -> Bool {
+    if key.count <= 8 { return slot.key == inline }
+    return longKeys.withUnsafeBufferPointer { arena in
+      let start = Int(slot.key)
+      for i in 0..<key.count where arena[start + i] != key[i] { return false }
+      return true
+    }
+  }
+
+  /// The bytes of a key of at most 8 bytes, little-endian in a `UInt64`.
+  @inline(__always)
+  private static func pack(_ key: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    var word: UInt64 = 0
+    for i in 0..<key.count { word |= UInt64(key[i]) << (8 * UInt64(i)) }
+    return word
   }
 
   /// A fast non-cryptographic hash (64-bit multiply-xorshift over 8-byte words).
+  @inline(__always)
   static func hash(_ key: UnsafeBufferPointer<UInt8>) -> UInt32 {
     var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: key.count)
     guard let base = key.baseAddress else { return UInt32(truncatingIfNeeded: h) }

@@ -3,7 +3,12 @@ import Foundation
 /// The Unicode normalization forms `tokenizers` offers as normalizers (`NFC`, `NFD`, `NFKC`, `NFKD`), applied
 /// in sequence. Qwen3.5 uses NFC alone.
 struct Normalizer: Sendable, Equatable {
-  enum Form: String, Sendable { case nfc = "NFC", nfd = "NFD", nfkc = "NFKC", nfkd = "NFKD" }
+  enum Form: String, Sendable {
+    case nfc = "NFC"
+    case nfd = "NFD"
+    case nfkc = "NFKC"
+    case nfkd = "NFKD"
+  }
 
   var forms: [Form]
 
@@ -31,49 +36,64 @@ struct Normalizer: Sendable, Equatable {
   /// ASCII, Latin-1, CJK ideographs, kana, Hangul syllables, emoji) has no unstable scalar and is returned as is.
   static func nfc(_ text: String) -> String {
     var text = text
-    return text.withUTF8 { bytes -> String? in
+    let result = text.withUTF8 { bytes -> String? in
       var i = 0
       // Fast scan: scalars below U+0300 are all stable, and their UTF-8 bytes are all below 0xCC.
       while i < bytes.count, bytes[i] < 0xCC { i += 1 }
       if i == bytes.count { return nil }
-      var result = ""
-      result.reserveCapacity(bytes.count)
-      var copied = 0
-      var lastStableStart = 0
-      i = 0
-      while i < bytes.count {
-        let (value, length) = decodeScalar(bytes, at: i)
-        if value < 0x300 || ScalarClasses.flags(value) & ScalarClasses.nfcUnstable == 0 {
-          lastStableStart = i
-          i += length
-          continue
+      return ScalarClasses.withBasicPlaneTable { table in
+        @inline(__always) func isStable(_ value: UInt32) -> Bool {
+          let flags = value < 0x10000 ? table[Int(value)] : ScalarClasses.flags(value)
+          return flags & ScalarClasses.nfcUnstable == 0
         }
-        // An unstable scalar: its region starts at the last stable scalar and runs to the next stable scalar
-        // that is followed by at least `regionJoinDistance` bytes of stable text (or the end).
-        let regionStart = max(lastStableStart, copied)
-        var end = i + length
-        var stableRunStart = -1
-        while end < bytes.count {
-          let (v, l) = decodeScalar(bytes, at: end)
-          let isStable = v < 0x300 || ScalarClasses.flags(v) & ScalarClasses.nfcUnstable == 0
-          if isStable {
-            if stableRunStart < 0 { stableRunStart = end }
-            if end - stableRunStart >= regionJoinDistance { break }
-          } else {
-            stableRunStart = -1
+        // Back up to the start of the scalar holding byte i; the scalar before it is stable.
+        while i > 0, bytes[i] & 0xC0 == 0x80 { i -= 1 }
+        var lastStableStart = 0
+        if i > 0 {
+          lastStableStart = i - 1
+          while lastStableStart > 0, bytes[lastStableStart] & 0xC0 == 0x80 { lastStableStart -= 1 }
+        }
+        var copied = 0
+        var result: String?
+        while i < bytes.count {
+          let (value, length) = decodeScalar(bytes, at: i)
+          if isStable(value) {
+            lastStableStart = i
+            i += length
+            continue
           }
-          end += l
+          // An unstable scalar: its region starts at the last stable scalar and runs to the next stable
+          // scalar that is followed by at least `regionJoinDistance` bytes of stable text (or the end).
+          let regionStart = max(lastStableStart, copied)
+          var end = i + length
+          var stableRunStart = -1
+          while end < bytes.count {
+            let (v, l) = decodeScalar(bytes, at: end)
+            if isStable(v) {
+              if stableRunStart < 0 { stableRunStart = end }
+              if end - stableRunStart >= regionJoinDistance { break }
+            } else {
+              stableRunStart = -1
+            }
+            end += l
+          }
+          let regionEnd = stableRunStart >= 0 ? stableRunStart : end
+          if result == nil {
+            result = ""
+            result?.reserveCapacity(bytes.count + 16)
+          }
+          result! += String(decoding: UnsafeBufferPointer(rebasing: bytes[copied..<regionStart]), as: UTF8.self)
+          let region = String(decoding: UnsafeBufferPointer(rebasing: bytes[regionStart..<regionEnd]), as: UTF8.self)
+          result! += region.precomposedStringWithCanonicalMapping
+          copied = regionEnd
+          lastStableStart = regionEnd
+          i = regionEnd
         }
-        let regionEnd = stableRunStart >= 0 ? stableRunStart : end
-        result += String(decoding: UnsafeBufferPointer(rebasing: bytes[copied..<regionStart]), as: UTF8.self)
-        let region = String(decoding: UnsafeBufferPointer(rebasing: bytes[regionStart..<regionEnd]), as: UTF8.self)
-        result += region.precomposedStringWithCanonicalMapping
-        copied = regionEnd
-        lastStableStart = regionEnd
-        i = regionEnd
+        guard var finished = result else { return nil }
+        finished += String(decoding: UnsafeBufferPointer(rebasing: bytes[copied..<bytes.count]), as: UTF8.self)
+        return finished
       }
-      result += String(decoding: UnsafeBufferPointer(rebasing: bytes[copied..<bytes.count]), as: UTF8.self)
-      return result
-    } ?? text
+    }
+    return result ?? text
   }
 }

@@ -54,64 +54,77 @@ struct SplitPattern: Sendable, Equatable {
 
   /// Calls `body` with the byte range of each piece of `text`, in order; the pieces cover `text` exactly.
   func split(_ text: UnsafeBufferPointer<UInt8>, _ body: (Int, Int) -> Void) {
-    var position = 0
-    var gapStart = -1
-    while position < text.count {
-      if let end = matchEnd(text, at: position) {
-        if gapStart >= 0 {
-          body(gapStart, position)
-          gapStart = -1
+    ScalarClasses.withBasicPlaneTable { table in
+      let scanner = Scanner(text: text, table: table)
+      var position = 0
+      var gapStart = -1
+      while position < text.count {
+        if let end = matchEnd(scanner, at: position) {
+          if gapStart >= 0 {
+            body(gapStart, position)
+            gapStart = -1
+          }
+          body(position, end)
+          position = end
+        } else {
+          // Text no branch matches stays a piece of its own (Split's "isolated" keeps the gaps).
+          if gapStart < 0 { gapStart = position }
+          position += decodeScalar(text, at: position).length
         }
-        body(position, end)
-        position = end
-      } else {
-        // Text no branch matches stays a piece of its own (Split's "isolated" keeps the gaps).
-        if gapStart < 0 { gapStart = position }
-        position += decodeScalar(text, at: position).length
       }
+      if gapStart >= 0 { body(gapStart, text.count) }
     }
-    if gapStart >= 0 { body(gapStart, text.count) }
   }
 
-  @inline(__always)
-  private func flags(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> (flags: UInt8, length: Int) {
-    let b = text[i]
-    if b < 0x80 { return (asciiFlags[Int(b)], 1) }
-    let (value, length) = decodeScalar(text, at: i)
-    return (ScalarClasses.flags(value), length)
-  }
+  /// Reads scalars and their `ScalarClasses` flags from UTF-8 text.
+  private struct Scanner {
+    let text: UnsafeBufferPointer<UInt8>
+    let table: UnsafeBufferPointer<UInt8>
 
-  /// End of the run of scalars whose flags intersect `mask`, starting at `i`, taking at most `limit` scalars.
-  @inline(__always)
-  private func run(_ text: UnsafeBufferPointer<UInt8>, from i: Int, mask: UInt8, limit: Int = .max) -> Int {
-    var j = i
-    var taken = 0
-    while j < text.count, taken < limit {
-      let (f, length) = flags(text, at: j)
-      if f & mask == 0 { break }
-      j += length
-      taken += 1
-    }
-    return j
-  }
+    var count: Int { text.count }
 
-  /// End of the run of scalars whose flags do not intersect `excluded`, starting at `i`.
-  @inline(__always)
-  private func runExcluding(_ text: UnsafeBufferPointer<UInt8>, from i: Int, excluded: UInt8) -> Int {
-    var j = i
-    while j < text.count {
-      let (f, length) = flags(text, at: j)
-      if f & excluded != 0 { break }
-      j += length
+    @inline(__always) subscript(i: Int) -> UInt8 { text[i] }
+
+    @inline(__always)
+    func flags(at i: Int) -> (flags: UInt8, length: Int) {
+      let b = text[i]
+      if b < 0x80 { return (table[Int(b)], 1) }
+      let (value, length) = decodeScalar(text, at: i)
+      return (value < 0x10000 ? table[Int(value)] : ScalarClasses.flags(value), length)
     }
-    return j
+
+    /// End of the run of scalars whose flags intersect `mask`, starting at `i`, taking at most `limit` scalars.
+    @inline(__always)
+    func run(from i: Int, mask: UInt8, limit: Int = .max) -> Int {
+      var j = i
+      var taken = 0
+      while j < text.count, taken < limit {
+        let (f, length) = flags(at: j)
+        if f & mask == 0 { break }
+        j += length
+        taken += 1
+      }
+      return j
+    }
+
+    /// End of the run of scalars whose flags do not intersect `excluded`, starting at `i`.
+    @inline(__always)
+    func runExcluding(from i: Int, excluded: UInt8) -> Int {
+      var j = i
+      while j < text.count {
+        let (f, length) = flags(at: j)
+        if f & excluded != 0 { break }
+        j += length
+      }
+      return j
+    }
   }
 
   /// The end of the match starting at `i`, or nil when no branch matches there.
-  private func matchEnd(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> Int? {
+  private func matchEnd(_ text: Scanner, at i: Int) -> Int? {
     let n = text.count
     let first = text[i]
-    let (f0, length0) = flags(text, at: i)
+    let (f0, length0) = text.flags(at: i)
     let letterMask = ScalarClasses.letter | (wordsIncludeMarks ? ScalarClasses.mark : 0)
 
     // 1. Contractions.
@@ -122,31 +135,31 @@ struct SplitPattern: Sendable, Equatable {
     switch wordPrefix {
     case .anyNonLetterNumberNewline:
       if f0 & (ScalarClasses.letter | ScalarClasses.number | ScalarClasses.newline) == 0, next < n,
-        flags(text, at: next).flags & letterMask != 0
+        text.flags(at: next).flags & letterMask != 0
       {
-        return run(text, from: next, mask: letterMask)
+        return text.run(from: next, mask: letterMask)
       }
     case .optionalSpace:
-      if first == 0x20, next < n, flags(text, at: next).flags & letterMask != 0 {
-        return run(text, from: next, mask: letterMask)
+      if first == 0x20, next < n, text.flags(at: next).flags & letterMask != 0 {
+        return text.run(from: next, mask: letterMask)
       }
     }
-    if f0 & letterMask != 0 { return run(text, from: i, mask: letterMask) }
+    if f0 & letterMask != 0 { return text.run(from: i, mask: letterMask) }
 
     // 3. Numbers.
-    if numbersTakeLeadingSpace, first == 0x20, next < n, flags(text, at: next).flags & ScalarClasses.number != 0 {
-      return run(text, from: next, mask: ScalarClasses.number, limit: maximumDigits)
+    if numbersTakeLeadingSpace, first == 0x20, next < n, text.flags(at: next).flags & ScalarClasses.number != 0 {
+      return text.run(from: next, mask: ScalarClasses.number, limit: maximumDigits)
     }
-    if f0 & ScalarClasses.number != 0 { return run(text, from: i, mask: ScalarClasses.number, limit: maximumDigits) }
+    if f0 & ScalarClasses.number != 0 { return text.run(from: i, mask: ScalarClasses.number, limit: maximumDigits) }
 
     // 4. Punctuation and symbols.
     let punctuationExcluded =
       ScalarClasses.whitespace | ScalarClasses.letter | ScalarClasses.number
       | (wordsIncludeMarks ? ScalarClasses.mark : 0)
     let punctuationStart = first == 0x20 ? next : i
-    if punctuationStart < n, flags(text, at: punctuationStart).flags & punctuationExcluded == 0 {
-      let end = runExcluding(text, from: punctuationStart, excluded: punctuationExcluded)
-      return punctuationTakesTrailingNewlines ? run(text, from: end, mask: ScalarClasses.newline) : end
+    if punctuationStart < n, text.flags(at: punctuationStart).flags & punctuationExcluded == 0 {
+      let end = text.runExcluding(from: punctuationStart, excluded: punctuationExcluded)
+      return punctuationTakesTrailingNewlines ? text.run(from: end, mask: ScalarClasses.newline) : end
     }
 
     // 5. Whitespace.
@@ -156,7 +169,7 @@ struct SplitPattern: Sendable, Equatable {
     var afterLastNewline = -1
     var count = 0
     while j < n {
-      let (f, length) = flags(text, at: j)
+      let (f, length) = text.flags(at: j)
       if f & ScalarClasses.whitespace == 0 { break }
       if f & ScalarClasses.newline != 0 { afterLastNewline = j + length }
       lastStart = j
@@ -171,7 +184,7 @@ struct SplitPattern: Sendable, Equatable {
   }
 
   /// The end of a contraction whose letters start at `i` (just after the apostrophe), if there is one.
-  private func contractionEnd(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> Int? {
+  private func contractionEnd(_ text: Scanner, at i: Int) -> Int? {
     let n = text.count
     guard i < n else { return nil }
     let caseless = caseInsensitiveContractions
@@ -196,6 +209,3 @@ struct SplitPattern: Sendable, Equatable {
     return nil
   }
 }
-
-/// `ScalarClasses` flags for ASCII, without a table lookup through the general path.
-private let asciiFlags: [UInt8] = (0..<128).map { ScalarClasses.flags(UInt32($0)) }

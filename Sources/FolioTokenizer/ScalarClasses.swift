@@ -20,9 +20,14 @@ enum ScalarClasses {
   }
 
   /// The flags of `scalar`.
-  @inline(__always) static func flags(_ scalar: UInt32) -> UInt8 {
-    if scalar < 0x10000 { return basicPlane.withUnsafeBufferPointer { $0[Int(scalar)] } }
+  static func flags(_ scalar: UInt32) -> UInt8 {
+    if scalar < 0x10000 { return basicPlane[Int(scalar)] }
     return Unicode.Scalar(scalar).map(computeFlags) ?? 0
+  }
+
+  /// Calls `body` with the flags of U+0000...U+FFFF, indexed by scalar value.
+  static func withBasicPlaneTable<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    basicPlane.withUnsafeBufferPointer(body)
   }
 
   private static func computeFlags(_ scalar: Unicode.Scalar) -> UInt8 {

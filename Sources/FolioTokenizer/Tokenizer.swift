@@ -21,18 +21,11 @@ public final class Tokenizer: Sendable {
   /// Added tokens matched on the raw input (`normalized: false`) and on normalized text (`normalized: true`).
   private let rawAddedTokens: AddedTokenMatcher
   private let normalizedAddedTokens: AddedTokenMatcher
-  /// Token string → id over the vocabulary and the added tokens (added tokens win), byte-exact.
-  private let idsByToken: ByteStringTable
-  /// Token string per id (nil where no token has that id).
-  private let tokens: [String?]
-  /// Bytes the ByteLevel decoder yields per id: `decodedBytes[decodedOffsets[id]..<decodedOffsets[id + 1]]`.
-  private let decodedBytes: [UInt8]
-  private let decodedOffsets: [Int32]
-  private let specialFlags: [Bool]
+  private let vocabulary: Vocabulary
   private let wordCache = Mutex(WordCache())
 
   /// The number of ids: the largest id in the vocabulary or the added tokens, plus one.
-  public let vocabularySize: Int
+  public var vocabularySize: Int { vocabulary.count }
 
   /// Loads `tokenizer.json` from a model folder.
   ///
@@ -61,66 +54,38 @@ public final class Tokenizer: Sendable {
     let definition = try TokenizerDefinition(data: data, url: url)
     func invalid(_ message: String) -> FolioError { FolioError(.invalidTokenizer, "\(url.path): \(message)") }
 
-    // Token strings and ids; added tokens override vocabulary entries with the same id or content.
-    var size = 0
-    for entry in definition.vocabulary { size = max(size, Int(entry.id) + 1) }
-    for token in definition.addedTokens { size = max(size, Int(token.id) + 1) }
-    var tokens = [String?](repeating: nil, count: size)
-    var idsByToken = ByteStringTable(capacity: definition.vocabulary.count + definition.addedTokens.count)
-    for (token, id) in definition.vocabulary {
-      idsByToken.insert(token, value: id)
-      tokens[Int(id)] = token
-    }
-    var vocabulary = ByteStringTable(capacity: definition.vocabulary.count)
-    for (token, id) in definition.vocabulary {
-      guard let bytes = ByteLevel.bytes(ofToken: token) else { continue }
-      bytes.withUnsafeBufferPointer { vocabulary.insert($0, value: id) }
-    }
-    let modelIDsByToken = idsByToken  // merges refer to the model's own vocabulary
-    for token in definition.addedTokens {
-      idsByToken.insert(token.content, value: token.id)
-      tokens[Int(token.id)] = token.content
-    }
+    let normalizer = definition.normalizer
+    let vocabulary = Vocabulary(model: definition.vocabulary, added: definition.addedTokens, normalizer: normalizer)
 
-    // The model.
+    // The model: single bytes, then merges resolved to ids (each side and the merged token must be in the
+    // model's vocabulary, as `tokenizers` requires).
     var byteIDs = [Int32](repeating: -1, count: 256)
     for byte in 0..<256 {
-      let character = String(Character(ByteLevel.characterForByte[byte]))
-      if let hit = modelIDsByToken.lookup(character) { byteIDs[byte] = hit.value }
+      let single = [UInt8(byte)]
+      if let id = single.withUnsafeBufferPointer({ vocabulary.byteLevelIDs.lookup($0) }) { byteIDs[byte] = id.value }
     }
     var merges = MergeTable(capacity: definition.merges.count)
+    var joined: [UInt8] = []
     for (rank, merge) in definition.merges.enumerated() {
-      guard let left = modelIDsByToken.lookup(merge.left)?.value else {
-        throw invalid("merge \(rank + 1) uses \"\(merge.left)\", which is not in the vocabulary")
+      var left = merge.left
+      var right = merge.right
+      let leftID = left.withUTF8 { vocabulary.modelID(utf8: $0) }
+      let rightID = right.withUTF8 { vocabulary.modelID(utf8: $0) }
+      joined.removeAll(keepingCapacity: true)
+      joined.append(contentsOf: merge.left.utf8)
+      joined.append(contentsOf: merge.right.utf8)
+      let mergedID = joined.withUnsafeBufferPointer { vocabulary.modelID(utf8: $0) }
+      guard let leftID, let rightID, let mergedID else {
+        let missing = leftID == nil ? merge.left : rightID == nil ? merge.right : merge.left + merge.right
+        throw invalid(
+          "merge \(rank + 1) (\"\(merge.left) \(merge.right)\") needs \"\(missing)\", which is not in the vocabulary")
       }
-      guard let right = modelIDsByToken.lookup(merge.right)?.value else {
-        throw invalid("merge \(rank + 1) uses \"\(merge.right)\", which is not in the vocabulary")
-      }
-      guard let merged = modelIDsByToken.lookup(merge.left + merge.right)?.value else {
-        throw invalid("merge \(rank + 1) makes \"\(merge.left + merge.right)\", which is not in the vocabulary")
-      }
-      merges.insert(left: left, right: right, rank: Int32(rank), merged: merged)
+      merges.insert(left: leftID, right: rightID, rank: Int32(rank), merged: mergedID)
     }
     encoder = BytePairEncoder(
-      byteIDs: byteIDs, merges: merges, vocabulary: vocabulary, ignoresMerges: definition.ignoresMerges)
+      byteIDs: byteIDs, merges: merges, vocabulary: vocabulary.byteLevelIDs, ignoresMerges: definition.ignoresMerges)
 
-    // Decoding tables. An added token with `normalized: true` decodes from its normalized form
-    // (`AddedVocabulary::simple_id_to_token`).
-    let normalizer = definition.normalizer
-    var decodeTokens = tokens
-    for token in definition.addedTokens where token.normalized {
-      decodeTokens[Int(token.id)] = normalizer.normalize(token.content)
-    }
-    var decodedBytes: [UInt8] = []
-    var decodedOffsets: [Int32] = [0]
-    decodedOffsets.reserveCapacity(size + 1)
-    for token in decodeTokens {
-      if let token { decodedBytes += ByteLevel.decodedBytes(ofToken: token) }
-      decodedOffsets.append(Int32(decodedBytes.count))
-    }
-    let specialContents = Set(definition.addedTokens.filter(\.isSpecial).map { Array($0.content.utf8) })
-    self.specialFlags = tokens.map { token in token.map { specialContents.contains(Array($0.utf8)) } ?? false }
-
+    self.vocabulary = vocabulary
     self.normalizer = normalizer
     self.splitPatterns = definition.splitPatterns
     self.addsPrefixSpace = definition.addsPrefixSpace
@@ -133,11 +98,6 @@ public final class Tokenizer: Sendable {
           token.content = normalizer.normalize(token.content)
           return token
         }))
-    self.idsByToken = idsByToken
-    self.tokens = tokens
-    self.decodedBytes = decodedBytes
-    self.decodedOffsets = decodedOffsets
-    self.vocabularySize = size
   }
 
   /// Keeps the last token for each content (a later entry replaces an earlier one in `tokenizers`).
@@ -158,6 +118,7 @@ public final class Tokenizer: Sendable {
   public func encode(_ text: String, parseSpecialTokens: Bool = true) -> [Int] {
     var ids: [Int32] = []
     ids.reserveCapacity(text.utf8.count / 3)
+    let original = text
     var text = text
     text.withUTF8 { raw in
       rawAddedTokens.split(raw, parseSpecialTokens: parseSpecialTokens) { segment in
@@ -165,7 +126,9 @@ public final class Tokenizer: Sendable {
         case .token(let id):
           ids.append(id)
         case .text(let range):
-          let piece = String(decoding: UnsafeBufferPointer(rebasing: raw[range]), as: UTF8.self)
+          let piece =
+            range.count == raw.count
+            ? original : String(decoding: UnsafeBufferPointer(rebasing: raw[range]), as: UTF8.self)
           encodeNormalizing(piece, parseSpecialTokens: parseSpecialTokens, into: &ids)
         }
       }
@@ -209,6 +172,11 @@ public final class Tokenizer: Sendable {
       encoder.encode(word, into: &ids)
       return
     }
+    // With `ignore_merges` a word in the vocabulary is one token: the vocabulary is the first cache.
+    if encoder.ignoresMerges, let hit = encoder.vocabulary.lookup(word) {
+      ids.append(hit.value)
+      return
+    }
     if wordCache.withLock({ $0.append(word, into: &ids) }) { return }
     let start = ids.count
     encoder.encode(word, into: &ids)
@@ -233,10 +201,7 @@ public final class Tokenizer: Sendable {
 
   /// Appends the decoder's bytes for `id` (nothing for unknown or skipped ids).
   func appendBytes(of id: Int, skipSpecialTokens: Bool, to bytes: inout [UInt8]) {
-    guard id >= 0, id < vocabularySize, !(skipSpecialTokens && specialFlags[id]) else { return }
-    let start = Int(decodedOffsets[id])
-    let end = Int(decodedOffsets[id + 1])
-    if start < end { bytes.append(contentsOf: decodedBytes[start..<end]) }
+    vocabulary.appendDecodedBytes(of: id, skipSpecialTokens: skipSpecialTokens, to: &bytes)
   }
 
   // MARK: - Vocabulary
@@ -244,18 +209,18 @@ public final class Tokenizer: Sendable {
   /// The id of a token, written as in `tokenizer.json` (byte-level spelling for vocabulary entries, e.g. "Ġthe"
   /// for " the"; literal content for added tokens such as "<|im_start|>"). Added tokens take precedence.
   public func id(forToken token: String) -> Int? {
-    idsByToken.lookup(token).map { Int($0.value) }
+    vocabulary.id(forToken: token).map(Int.init)
   }
 
   /// The token with this id, spelled as in `tokenizer.json`, or nil if no token has it.
   public func token(forID id: Int) -> String? {
-    guard id >= 0, id < tokens.count else { return nil }
-    return tokens[id]
+    guard id >= 0, id < vocabulary.count else { return nil }
+    return vocabulary.tokens[id]
   }
 
   /// Whether `id` is a special token (an added token marked `special`), which `decode(skipSpecialTokens:)` drops.
   public func isSpecial(_ id: Int) -> Bool {
-    guard id >= 0, id < specialFlags.count else { return false }
-    return specialFlags[id]
+    guard id >= 0, id < vocabulary.count else { return false }
+    return vocabulary.specialFlags[id]
   }
 }

@@ -49,9 +49,12 @@ struct TokenizerDefinition {
     for (rank, merge) in mergeList.enumerated() {
       if let line = merge.string {
         if line.hasPrefix("#version") { continue }
-        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { throw invalid("merge \(rank + 1) (\"\(line)\") is not two tokens") }
-        merges.append((String(parts[0]), String(parts[1])))
+        // `tokenizers` splits legacy merges on every space and wants exactly two parts.
+        let utf8 = line.utf8
+        guard let space = utf8.firstIndex(of: 0x20), !utf8[utf8.index(after: space)...].contains(0x20) else {
+          throw invalid("merge \(rank + 1) (\"\(line)\") is not two tokens separated by a space")
+        }
+        merges.append((String(line[..<space]), String(line[line.index(after: space)...])))
       } else if let pair = merge.array, pair.count == 2, let left = pair[0].string, let right = pair[1].string {
         merges.append((left, right))
       } else {

@@ -1,5 +1,5 @@
-import Foundation
 import FolioTokenizer
+import Foundation
 import Testing
 
 /// Locates and loads the tokenizer fixtures written by `scripts/make_tokenizer_fixture.py`.

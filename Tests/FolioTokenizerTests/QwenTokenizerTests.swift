@@ -1,5 +1,5 @@
-import Foundation
 import FolioTokenizer
+import Foundation
 import Testing
 
 /// The real Qwen3.5 vocabulary against ids recorded from Hugging Face `tokenizers`
@@ -75,7 +75,8 @@ import Testing
     let plain = tokenizer.encode(text, parseSpecialTokens: false)
     #expect(!plain.contains(248045) && !plain.contains(248046))
     #expect(tokenizer.decode(plain) == text)
-    #expect(plain == tokenizer.encode("<|im_start") + tokenizer.encode("|>user\nhi<|im_end|>", parseSpecialTokens: false))
+    #expect(
+      plain == tokenizer.encode("<|im_start") + tokenizer.encode("|>user\nhi<|im_end|>", parseSpecialTokens: false))
   }
 
   @Test func addedTokenTable() {

@@ -1,5 +1,5 @@
-import Foundation
 import FolioTokenizer
+import Foundation
 import Testing
 
 /// A tiny byte-level BPE trained with `tokenizers` (the format of the engine's test models' tokenizers), and

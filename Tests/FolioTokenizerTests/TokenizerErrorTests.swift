@@ -1,6 +1,6 @@
 import FolioBase
-import Foundation
 import FolioTokenizer
+import Foundation
 import Testing
 
 /// Bad files fail with a `FolioError` that names the file, never with a crash.
@@ -97,8 +97,14 @@ import Testing
     // Not byte-level, or an unsupported pipeline.
     minimalJSON(preTokenizer: #"{"type":"Whitespace"}"#),
     minimalJSON(preTokenizer: "null"),
-    minimalJSON(preTokenizer: #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\w+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","use_regex":false}]}"#),
-    minimalJSON(preTokenizer: #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"String":" "},"behavior":"Isolated","invert":false},{"type":"ByteLevel","use_regex":false}]}"#),
+    minimalJSON(
+      preTokenizer:
+        #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\w+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","use_regex":false}]}"#
+    ),
+    minimalJSON(
+      preTokenizer:
+        #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"String":" "},"behavior":"Isolated","invert":false},{"type":"ByteLevel","use_regex":false}]}"#
+    ),
     minimalJSON(decoder: #"{"type":"WordPiece"}"#),
     minimalJSON(decoder: "null"),
     minimalJSON(normalizer: #"{"type":"Lowercase"}"#),
