@@ -76,12 +76,16 @@ struct CLITests {
     #expect(result.status == 0, "\(result.stderr)")
     let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
     #expect(object["prompt_tokens"] as? [Int] == c.prompt_ids)
-    #expect(object["tokens"] as? [Int] == Array(c.greedy_ids.prefix(8)))
-    #expect(object["finish_reason"] as? String == "length")
+    // Greedy tokens up to the first stop token (<|im_end|> or <|endoftext|>), which ends generation unreported.
+    let stops = try Self.stopTokenIDs()
+    let firstEight = Array(c.greedy_ids.prefix(8))
+    let expected = Array(firstEight.prefix { !stops.contains($0) })
+    #expect(object["tokens"] as? [Int] == expected)
+    #expect(object["finish_reason"] as? String == (expected.count < 8 ? "stop" : "length"))
     #expect(object["model"] as? String != nil)
     #expect(object["text"] is String)
     let logprobs = try #require(object["logprobs"] as? [[[String: Any]]])
-    #expect(logprobs.count == 8)
+    #expect(logprobs.count == expected.count)
     for (step, top) in logprobs.enumerated() {
       #expect(top.count == 3)
       #expect(top.first?["id"] as? Int == c.greedy_ids[step])
@@ -92,6 +96,17 @@ struct CLITests {
     for key in ["load_s", "prefill_s", "decode_s", "prefill_tokens_per_s", "decode_tokens_per_s"] {
       #expect(timings[key] is NSNumber, "timings.\(key)")
     }
+  }
+
+  /// `<|im_end|>` and `<|endoftext|>` ids of the fixture tokenizer.
+  static func stopTokenIDs() throws -> Set<Int> {
+    var ids: Set<Int> = []
+    for token in ["<|im_end|>", "<|endoftext|>"] {
+      let result = try run(["tokenize", "--model", denseModel, token])
+      if let id = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) { ids.insert(id) }
+    }
+    #expect(ids.count == 2)
+    return ids
   }
 
   @Test func streamedTextEqualsJSONText() throws {
