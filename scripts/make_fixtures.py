@@ -13,10 +13,16 @@ writes
     Tests/Fixtures/models/tiny-gqa/          qwen3_5, bfloat16, sharded, untied, nv > nk, no layer_types
     Tests/Fixtures/models/tiny-moe/          qwen3_5_moe, float16, per-expert tensors (as save_pretrained writes)
     Tests/Fixtures/models/tiny-moe-fused/    the same weights with fused experts.gate_up_proj / experts.down_proj
-    Tests/Fixtures/reference/<model>.json + <model>.safetensors   greedy decoding references (float32, eager)
+    Tests/Fixtures/reference/<model>.json + <model>.safetensors   greedy decoding references (float32, eager),
+                                                                   with float64 logits of the same token sequences
+    Tests/Fixtures/reference/<model>-vision.json + .safetensors   image cases (tiny-dense, tiny-moe): pixel values,
+                                                                   vision features, 3-D positions, greedy references
     Tests/Fixtures/reference/chat_template_cases.json              rendered chat-template strings
+    Tests/Fixtures/images-model/*.png                              the test pictures of the image cases
 
-Everything is deterministic (fixed seeds). The optional mode
+Every model folder also gets a preprocessor_config.json (small pixel budgets). Everything is deterministic (fixed
+seeds); a seed is kept only if greedy top-2 gaps, MoE router gaps and the float32-vs-float64 logit gap pass.
+The optional mode
 
     /work/venv/bin/python scripts/make_fixtures.py --real-shapes 0.8b /tmp/qwen35-0.8b-random
 
@@ -35,6 +41,7 @@ Neither file was read from the Hugging Face hub itself.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import math
@@ -50,6 +57,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # deterministic BPE training
 
 import torch  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # noqa: E402
@@ -57,12 +66,14 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 import transformers  # noqa: E402
 from transformers import (  # noqa: E402
     AutoConfig,
+    AutoImageProcessor,
     AutoTokenizer,
     GenerationConfig,
     Qwen3_5Config,
     Qwen3_5ForConditionalGeneration,
     Qwen3_5MoeConfig,
     Qwen3_5MoeForConditionalGeneration,
+    Qwen3VLProcessor,
 )
 from transformers.utils import logging as hf_logging  # noqa: E402
 
@@ -450,6 +461,7 @@ MODEL_SPECS = {
             tie_word_embeddings=True,
         ),
         seed=1000,
+        vision_cases=True,
     ),
     "tiny-gqa": dict(
         kind="dense",
@@ -499,6 +511,8 @@ MODEL_SPECS = {
             tie_word_embeddings=False,
         ),
         seed=3000,
+        vision_cases=True,
+        pixel_values_from="tiny-dense",  # identical preprocessing: the pixel_values live in tiny-dense-vision only
     ),
 }
 
@@ -544,6 +558,27 @@ TARGET_LOGIT_STD = 4.0
 MIN_TOP2_GAP = 1e-2  # re-seed below this
 MIN_ROUTER_GAP = 3e-5  # MoE: re-seed if the k-th and (k+1)-th router probabilities are closer than this
 MAX_SEED_TRIES = 100
+# Fixture quality: the float32 reference logits must lie within this of the same model evaluated in float64 (same
+# greedy token sequence, one no-cache forward). Random networks amplify rounding in places; a seed where float32
+# itself is far from the exact value would let an exact implementation land near the 1e-3 test tolerance.
+MAX_F64_GAP = 2.5e-4
+
+# preprocessor_config.json of every tiny model folder: the real Qwen3.5 file (qwen35.md 4.1) with small pixel budgets
+# (min 64*64, max 128*128 pixels -> 4..16 merged vision tokens per image). image_processor_type names the PIL backend
+# explicitly (the real file says Qwen2VLImageProcessorFast, which needs torchvision; without torchvision transformers
+# maps every Qwen2VL image-processor name to Qwen2VLImageProcessorPil anyway), so the recorded pixels do not depend on
+# whether torchvision happens to be installed.
+PREPROCESSOR_CONFIG = {
+    "size": {"longest_edge": 128 * 128, "shortest_edge": 64 * 64},
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "processor_class": "Qwen3VLProcessor",
+    "image_processor_type": "Qwen2VLImageProcessorPil",
+}
+REAL_IMAGE_SIZE = {"longest_edge": 16777216, "shortest_edge": 65536}  # real Qwen3.5 (qwen35.md 4.1), --real-shapes
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Reference cases
@@ -573,6 +608,54 @@ CHAT_THINK_MESSAGES = [{"role": "user", "content": "Solve 12 * 7 and explain bri
 
 STEPS = {"short": 64, "long": 16, "chat": 32, "chat_think": 16}
 NOCACHE_CASE = "long"
+
+# Image cases (tiny-dense, tiny-moe). Images are drawn by PIL (no antialiasing, the bitmap default font), saved as
+# PNG under images-model/ and read back from those files, so the reference sees exactly the decoded PNG pixels.
+# Sizes cover smart_resize rounding (97x61), an upscale below min_pixels (45x70), a downscale above max_pixels
+# (290x70, also an aspect change 1:4.1 -> 1:8) and a tall grid with more rows than the 8x8 position table (64x200).
+IMAGE_FILES = {
+    # file: (width, height, PIL mode as saved)
+    "gradient_97x61.png": (97, 61, "RGB"),
+    "tall_gray_64x200.png": (64, 200, "L"),
+    "wide_palette_290x70.png": (290, 70, "P"),
+    "alpha_45x70.png": (45, 70, "RGBA"),
+}
+IMAGE = {"type": "image"}
+VISION_CASES = [
+    # (name, images in prompt order, messages)
+    (
+        "image_one",
+        ["gradient_97x61.png"],
+        [{"role": "user", "content": [IMAGE, {"type": "text", "text": "What is in this picture?"}]}],
+    ),
+    (
+        "image_two",
+        ["tall_gray_64x200.png", "alpha_45x70.png"],
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Compare the first image "},
+                    IMAGE,
+                    {"type": "text", "text": " with the second "},
+                    IMAGE,
+                    {"type": "text", "text": " in one sentence."},
+                ],
+            }
+        ],
+    ),
+    (
+        "image_second_turn",
+        ["wide_palette_290x70.png"],
+        [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "assistant", "content": "The capital of France is Paris."},
+            {"role": "user", "content": [IMAGE, {"type": "text", "text": "What does this sign say?"}]},
+        ],
+    ),
+]
+VISION_STEPS = 16
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -813,9 +896,12 @@ def randomize_(model: torch.nn.Module, seed: int, n_real_tokens: int) -> None:
             elif name.endswith("linear_attn.norm.weight"):
                 w = normal(shape, 0.3, mean=1.0)  # plain-weight gated RMSNorm
             elif name.endswith("A_log"):
-                w = uniform(shape, -1.0, 1.5)
+                # A = exp(A_log) in [0.08, 1]: moderate decays. Stronger ones (A up to 4.5 with dt_bias ~ N(0, 1))
+                # leave heads whose state is nearly rank one; their output is then tiny wherever q.k is near 0, and
+                # the gated RMSNorm (eps 1e-6) blows float32 rounding up to ~1e-3 in the logits (see MAX_F64_GAP).
+                w = uniform(shape, -2.5, 0.0)
             elif name.endswith("dt_bias"):
-                w = normal(shape, 1.0)
+                w = normal(shape, 0.5, mean=-0.5)
             elif name.endswith("conv1d.weight"):
                 w = normal(shape, 1.0 / math.sqrt(shape[-1]))
             elif name.endswith("mlp.experts.gate_up_proj"):
@@ -879,10 +965,14 @@ def _cache_of(out):
 
 
 @torch.no_grad()
-def greedy(model, prompt_ids: list[int], steps: int):
-    """Greedy decoding with the model's cache (prefill, then one token at a time). Returns (ids, logits[steps, V])."""
+def greedy(model, prompt_ids: list[int], steps: int, mm: dict | None = None):
+    """Greedy decoding with the model's cache (prefill, then one token at a time). Returns (ids, logits[steps, V]).
+
+    mm: processor outputs for image prompts (pixel_values, image_grid_thw, mm_token_type_ids), given to the prefill
+    only; decode steps then use the cached rope_deltas (position = cache length + rope_delta on all three rows)."""
     ids = torch.tensor([prompt_ids], dtype=torch.long)
-    out = model(input_ids=ids, use_cache=True)
+    model.model.rope_deltas = None  # never reuse the rope offset of an earlier (image) prompt
+    out = model(input_ids=ids, use_cache=True, **(mm or {}))
     cache = _cache_of(out)
     rows = [out.logits[0, -1].float().clone()]
     toks = []
@@ -898,7 +988,7 @@ def greedy(model, prompt_ids: list[int], steps: int):
 
 
 @torch.no_grad()
-def greedy_via_generate(model, prompt_ids: list[int], steps: int, never_id: int):
+def greedy_via_generate(model, prompt_ids: list[int], steps: int, never_id: int, mm: dict | None = None):
     ids = torch.tensor([prompt_ids], dtype=torch.long)
     gc = GenerationConfig(
         do_sample=False,
@@ -909,9 +999,107 @@ def greedy_via_generate(model, prompt_ids: list[int], steps: int, never_id: int)
         output_logits=True,
         return_dict_in_generate=True,
     )
-    g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gc)
+    model.model.rope_deltas = None
+    g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gc, **(mm or {}))
     toks = g.sequences[0, len(prompt_ids) :].tolist()
     return toks, torch.stack([x[0].float() for x in g.logits])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Float64 evaluation (fixture-quality check, and the "<case>.logits_f64" rows)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _tensors_in(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            if isinstance(x, torch.Tensor):
+                yield x
+
+
+def _is_f32(t) -> bool:
+    return t is not None and t.dtype == torch.float32
+
+
+class Float64Mode(TorchFunctionMode):
+    """Runs transformers' Qwen3.5 code in float64.
+
+    `model.to(torch.float64)` alone is not enough: the modelling code up-casts to float32 in many places (RMSNorm,
+    gated RMSNorm, the gated-delta-rule kernels, the decay g, eager softmax, vision rotary), which would put float32
+    rounding back into the "exact" run. Under this mode a float32 cast of a float64 tensor keeps float64. The rotary
+    angles stay what transformers computes (float32 position * float32 inv_freq, qwen35.md 3.1: part of the model's
+    definition); their cos/sin are evaluated in float64. Any op that still turns float64 inputs into a float32 output is
+    recorded in `leaks` (callers assert there are none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.leaks: dict[str, int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        src = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        is64 = src is not None and src.dtype == torch.float64
+        if is64 and func is torch.Tensor.float:
+            func = torch.Tensor.double
+        elif is64 and func in (torch.Tensor.to, torch.Tensor.type):
+            args = tuple(torch.float64 if a is torch.float32 else a for a in args)
+            if kwargs.get("dtype") is torch.float32:
+                kwargs["dtype"] = torch.float64
+        elif is64 and kwargs.get("dtype") is torch.float32:  # e.g. softmax(..., dtype=torch.float32)
+            kwargs["dtype"] = torch.float64
+        elif func in (torch.Tensor.cos, torch.Tensor.sin, torch.cos, torch.sin) and _is_f32(src):
+            args = (src.double(),) + tuple(args[1:])
+        out = func(*args, **kwargs)
+        if isinstance(out, torch.Tensor) and out.dtype == torch.float32:
+            ins = [t for a in list(args) + list(kwargs.values()) for t in _tensors_in(a)]
+            if any(t.dtype == torch.float64 for t in ins):
+                key = getattr(func, "__qualname__", str(func))
+                self.leaks[key] = self.leaks.get(key, 0) + 1
+        return out
+
+
+def float64_copy(model, kind: str):
+    m = copy.deepcopy(model).to(torch.float64)
+    for name, buf in m.named_buffers():
+        if name.endswith("inv_freq"):
+            buf.data = buf.data.float()  # same values; keeps the rotary angles float32 products (see Float64Mode)
+    if kind == "moe":
+        m.set_experts_implementation("eager")  # torch's grouped_mm has no float64 kernel
+    return m
+
+
+@torch.no_grad()
+def f64_logits(m64, prompt_ids: list[int], toks: list[int], mm: dict | None = None) -> torch.Tensor:
+    """Float64 logits at each greedy step: one no-cache forward over prompt + toks[:-1], rows from the prompt's last
+    position on (the same rows as the cached float32 reference)."""
+    ids = torch.tensor([prompt_ids + toks[:-1]], dtype=torch.long)
+    kwargs = {}
+    if mm:
+        extra = torch.zeros((1, len(toks) - 1), dtype=mm["mm_token_type_ids"].dtype)
+        kwargs = dict(
+            pixel_values=mm["pixel_values"].double(),
+            image_grid_thw=mm["image_grid_thw"],
+            mm_token_type_ids=torch.cat([mm["mm_token_type_ids"], extra], dim=1),
+        )
+    m64.model.rope_deltas = None
+    mode = Float64Mode()
+    with mode:
+        logits = m64(input_ids=ids, use_cache=False, **kwargs).logits[0, len(prompt_ids) - 1 :]
+    assert logits.dtype == torch.float64 and not mode.leaks, (logits.dtype, mode.leaks)
+    assert logits.shape[0] == len(toks)
+    return logits
+
+
+@torch.no_grad()
+def f64_image_features(m64, pixel_values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    mode = Float64Mode()
+    with mode:
+        feats = m64.model.get_image_features(pixel_values=pixel_values.double(), image_grid_thw=grid).pooler_output
+        feats = torch.cat(list(feats))
+    assert feats.dtype == torch.float64 and not mode.leaks, (feats.dtype, mode.leaks)
+    return feats
 
 
 def top2_gaps(logits: torch.Tensor) -> torch.Tensor:
@@ -975,22 +1163,232 @@ def build_cases(hf_tok, template_name: str) -> list[dict]:
     return cases
 
 
-def run_cases(model, cases: list[dict], kind: str) -> dict:
-    monitor = RouterGapMonitor(model) if kind == "moe" else None
-    results = {}
-    for c in cases:
-        toks, logits = greedy(model, c["prompt_ids"], c["steps"])
-        results[c["name"]] = (toks, logits)
-    router_gap = None
-    if monitor is not None:
-        router_gap = monitor.min_gap
-        monitor.close()
-    return dict(results=results, router_gap=router_gap)
+def run_cases(model, cases: list[dict]) -> dict:
+    return {c["name"]: greedy(model, c["prompt_ids"], c["steps"], c.get("mm")) for c in cases}
 
 
 def case_stats(results: dict) -> tuple[float, float]:
     all_logits = torch.cat([lg for _, lg in results.values()])
     return float(all_logits.std()), float(top2_gaps(all_logits).min())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Images and image cases
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def draw_images(image_dir: Path) -> dict[str, Image.Image]:
+    """Deterministic small test pictures, saved as PNG and read back (the reference sees the decoded PNG)."""
+    font = ImageFont.load_default_imagefont()  # PIL's built-in bitmap font: no FreeType, no antialiasing
+    image_dir.mkdir(parents=True, exist_ok=True)
+
+    def gradient_rgb(w, h):
+        im = Image.new("RGB", (w, h))
+        im.putdata(
+            [(x * 255 // (w - 1), y * 255 // (h - 1), (3 * x + 5 * y) % 256) for y in range(h) for x in range(w)]
+        )
+        return im
+
+    w, h, _ = IMAGE_FILES["gradient_97x61.png"]
+    im = gradient_rgb(w, h)
+    d = ImageDraw.Draw(im)
+    d.ellipse((8, 6, 44, 42), fill=(230, 40, 40), outline=(0, 0, 0))
+    d.rectangle((52, 10, 90, 30), outline=(20, 20, 200), width=2)
+    d.polygon([(60, 56), (94, 56), (77, 36)], fill=(30, 180, 60))
+    d.text((4, 46), "Folio", fill=(0, 0, 0), font=font)
+    images = {"gradient_97x61.png": im}
+
+    w, h, _ = IMAGE_FILES["tall_gray_64x200.png"]
+    im = Image.new("L", (w, h))
+    im.putdata([(y * 255 // (h - 1)) ^ (64 if (x // 8 + y // 16) % 2 else 0) for y in range(h) for x in range(w)])
+    d = ImageDraw.Draw(im)
+    d.ellipse((12, 20, 52, 60), fill=255, outline=0)
+    d.line((0, 199, 63, 120), fill=0, width=3)
+    d.text((6, 90), "Qwen", fill=0, font=font)
+    d.text((6, 104), "3.5", fill=255, font=font)
+    images["tall_gray_64x200.png"] = im
+
+    w, h, _ = IMAGE_FILES["wide_palette_290x70.png"]
+    im = Image.new("P", (w, h), 0)
+    # cream, red, near-black, yellow, blue, green, grey, white
+    palette = [250, 250, 240, 200, 30, 30, 30, 30, 30, 255, 200, 0, 40, 120, 220, 60, 170, 80, 128, 128, 128]
+    im.putpalette(palette + [255, 255, 255])
+    d = ImageDraw.Draw(im)
+    d.rectangle((4, 4, 285, 65), fill=1, outline=2, width=3)
+    d.rectangle((200, 14, 270, 56), fill=3)
+    d.ellipse((214, 20, 256, 50), fill=4)
+    d.text((16, 16), "OPEN 9-17", fill=7, font=font)
+    d.text((16, 40), "Mon-Fri", fill=3, font=font)
+    for i in range(8):
+        d.line((120 + 8 * i, 20, 150 + 8 * i, 56), fill=5 + i % 2, width=2)
+    images["wide_palette_290x70.png"] = im
+
+    w, h, _ = IMAGE_FILES["alpha_45x70.png"]
+    im = Image.new("RGBA", (w, h))
+    # alpha ramps from 0 (top) to 255 (bottom); fully transparent pixels keep non-white colour values
+    im.putdata(
+        [(x * 255 // (w - 1), 90, 255 - x * 255 // (w - 1), y * 255 // (h - 1)) for y in range(h) for x in range(w)]
+    )
+    d = ImageDraw.Draw(im)
+    d.ellipse((6, 8, 38, 40), fill=(20, 20, 160, 255))
+    d.rectangle((0, 44, 30, 60), fill=(240, 120, 0, 128))
+    d.text((2, 60), "A", fill=(0, 0, 0, 255), font=font)
+    images["alpha_45x70.png"] = im
+
+    loaded = {}
+    for name, im in images.items():
+        w, h, mode = IMAGE_FILES[name]
+        assert im.size == (w, h) and im.mode == mode, (name, im.size, im.mode)
+        path = image_dir / name
+        im.save(path, format="PNG")
+        back = Image.open(path)
+        back.load()
+        assert back.mode == mode and back.size == (w, h), (name, back.mode, back.size)
+        loaded[name] = back
+    return loaded
+
+
+def write_preprocessor_config(folder: Path) -> None:
+    with open(folder / "preprocessor_config.json", "w", encoding="utf-8") as f:
+        json.dump(PREPROCESSOR_CONFIG, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+    """transformers' Qwen3.5 processor without a video processor. `AutoProcessor.from_pretrained` always builds one
+    (Qwen3VLVideoProcessor) and that requires torchvision; images never touch it. Everything else (chat-template
+    placeholders, `<|image_pad|>` expansion, mm_token_type_ids) is the stock Qwen3VLProcessor."""
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        if argument_name == "video_processor" and argument is None:
+            return None
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+
+def load_processor(folder: Path) -> ImageOnlyQwen3VLProcessor:
+    image_processor = AutoImageProcessor.from_pretrained(str(folder))
+    assert type(image_processor).__name__ == "Qwen2VLImageProcessorPil", type(image_processor)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return ImageOnlyQwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=None)
+
+
+def mrope_positions(ids: list[int], image_token_id: int, grids: list[list[int]], merge: int) -> tuple[list, int]:
+    """qwen35.md 3.2, written out independently of transformers (checked against get_rope_index)."""
+    rows: list[list[int]] = [[], [], []]
+    cur, i, k = 0, 0, 0
+    while i < len(ids):
+        if ids[i] == image_token_id:
+            t, gh, gw = grids[k]
+            k += 1
+            n = t * (gh // merge) * (gw // merge)
+            assert t == 1 and ids[i : i + n] == [image_token_id] * n
+            for r in range(gh // merge):
+                for c in range(gw // merge):
+                    rows[0].append(cur)
+                    rows[1].append(cur + r)
+                    rows[2].append(cur + c)
+            cur += max(gh, gw) // merge
+            i += n
+        else:
+            for row in rows:
+                row.append(cur)
+            cur += 1
+            i += 1
+    assert k == len(grids)
+    return rows, max(max(r) for r in rows) + 1 - len(ids)
+
+
+def expected_pixel_values(im: Image.Image, cfg: dict) -> tuple[torch.Tensor, list[int]]:
+    """qwen35.md 4.1 for the PIL backend, written out independently of transformers (checked bit for bit)."""
+    import numpy as np
+
+    if "A" in im.getbands() or im.info.get("transparency") is not None:
+        rgba = np.array(im.convert("RGBA")).astype(np.int64)
+        a = rgba[..., 3:]
+        rgb = np.floor((rgba[..., :3] * a + 255 * (255 - a)) / 255 + 0.5).astype(np.uint8)  # onto white
+        composited = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+        assert np.array_equal(np.array(composited.convert("RGB")), rgb)
+        rgb_im = Image.fromarray(rgb, "RGB")
+    else:
+        rgb_im = im.convert("RGB")
+    h, w = rgb_im.height, rgb_im.width
+    factor = cfg["patch_size"] * cfg["merge_size"]
+    lo, hi = cfg["size"]["shortest_edge"], cfg["size"]["longest_edge"]
+    hb, wb = round(h / factor) * factor, round(w / factor) * factor
+    if hb * wb > hi:
+        beta = math.sqrt(h * w / hi)
+        hb = max(factor, math.floor(h / beta / factor) * factor)
+        wb = max(factor, math.floor(w / beta / factor) * factor)
+    elif hb * wb < lo:
+        beta = math.sqrt(lo / (h * w))
+        hb, wb = math.ceil(h * beta / factor) * factor, math.ceil(w * beta / factor) * factor
+    p = np.array(rgb_im.resize((wb, hb), Image.BICUBIC)).transpose(2, 0, 1)  # uint8 CHW
+    x = (p.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)  # == transformers' float order
+    ps, m, tp = cfg["patch_size"], cfg["merge_size"], cfg["temporal_patch_size"]
+    gh, gw = hb // ps, wb // ps
+    x = x.reshape(3, gh // m, m, ps, gw // m, m, ps).transpose(1, 4, 2, 5, 0, 3, 6)  # blocks, in-block, C, y, x
+    x = np.broadcast_to(x[:, :, :, :, :, None], x.shape[:5] + (tp, ps, ps)).reshape(gh * gw, 3 * tp * ps * ps)
+    return torch.from_numpy(np.ascontiguousarray(x)), [1, gh, gw]
+
+
+def build_vision_cases(folder: Path, images: dict[str, Image.Image], model) -> tuple[list[dict], dict]:
+    """Image info (processor outputs one image at a time) and the image cases (processor over the whole prompt)."""
+    proc = load_processor(folder)
+    ip = proc.image_processor
+    image_token_id = proc.image_token_id
+    merge = ip.merge_size
+    info = {}
+    for name, im in images.items():
+        enc = ip(images=[im], return_tensors="pt")
+        grid = enc["image_grid_thw"]
+        t, gh, gw = grid[0].tolist()
+        want, want_grid = expected_pixel_values(im, PREPROCESSOR_CONFIG)
+        assert want_grid == [t, gh, gw] and torch.equal(want, enc["pixel_values"]), name
+        info[name] = dict(
+            pixel_values=enc["pixel_values"].float().contiguous(),
+            grid=grid,
+            grid_thw=[t, gh, gw],
+            resized=(gh * ip.patch_size, gw * ip.patch_size),
+            tokens=t * gh * gw // merge**2,
+        )
+    cases = []
+    for case_name, files, messages in VISION_CASES:
+        text = proc.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert text.count("<|image_pad|>") == len(files), (case_name, text)
+        enc = proc(text=[text], images=[images[f] for f in files], return_tensors="pt")
+        prompt_ids = enc["input_ids"][0].tolist()
+        grids = enc["image_grid_thw"].tolist()
+        assert grids == [info[f]["grid_thw"] for f in files]
+        assert torch.equal(enc["pixel_values"], torch.cat([info[f]["pixel_values"] for f in files]))
+        assert prompt_ids.count(image_token_id) == sum(info[f]["tokens"] for f in files)
+        tt = enc["mm_token_type_ids"]
+        assert tt[0].tolist() == [1 if x == image_token_id else 0 for x in prompt_ids]
+        pos, delta = model.model.get_rope_index(
+            enc["input_ids"], mm_token_type_ids=tt, image_grid_thw=enc["image_grid_thw"]
+        )
+        pos = pos[:, 0].contiguous()
+        ref_rows, ref_delta = mrope_positions(prompt_ids, image_token_id, grids, merge)
+        assert pos.tolist() == ref_rows and int(delta) == ref_delta, (case_name, int(delta), ref_delta)
+        cases.append(
+            dict(
+                name=case_name,
+                prompt_text=text,
+                messages=messages,
+                enable_thinking=None,
+                prompt_ids=prompt_ids,
+                steps=VISION_STEPS,
+                images=list(files),
+                grid_thw=grids,
+                position_ids=pos,
+                rope_delta=int(delta),
+                mm=dict(
+                    pixel_values=enc["pixel_values"],
+                    image_grid_thw=enc["image_grid_thw"],
+                    mm_token_type_ids=tt,
+                ),
+            )
+        )
+    return cases, info
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1043,6 +1441,7 @@ def save_model_folder(name: str, spec: dict, folder: Path, tok: Tokenizer, seed:
     model.save_pretrained(str(folder), **kwargs)
     generation_config(ids).save_pretrained(str(folder))
     write_tokenizer_files(folder, tok, TEMPLATES[spec["template"]][0])
+    write_preprocessor_config(folder)
     postprocess_config(folder, spec)
     return dict(vocab_size=vocab_size, n_real=n_real, calib_std=std)
 
@@ -1081,6 +1480,11 @@ def verify_folder(name: str, spec: dict, folder: Path, tok: Tokenizer) -> dict:
         shards = sorted({f for f, _, _ in index.values()})
         assert len(shards) >= 2, shards
         assert (folder / "model.safetensors.index.json").is_file()
+    # Image processor as transformers loads it (PIL backend; AutoProcessor would need torchvision, see load_processor)
+    ip = AutoImageProcessor.from_pretrained(str(folder))
+    assert type(ip).__name__ == "Qwen2VLImageProcessorPil", type(ip)
+    assert (ip.size.shortest_edge, ip.size.longest_edge) == (64 * 64, 128 * 128) and ip.patch_size == 16
+    info["image_processor"] = type(ip).__name__
     # Tokenizer as transformers loads it
     hf_tok = AutoTokenizer.from_pretrained(str(folder))
     info["tokenizer_class"] = type(hf_tok).__name__
@@ -1156,28 +1560,8 @@ def top_logprobs(logits: torch.Tensor, k: int = 5) -> list[list[dict]]:
     return [[{"id": int(i), "logprob": float(v)} for v, i in zip(vr, ir)] for vr, ir in zip(vals, idx)]
 
 
-def write_reference(ref_dir: Path, name: str, spec: dict, cases, run, extra: dict) -> None:
-    results = run["results"]
-    tensors = {}
-    out_cases = []
-    for c in cases:
-        toks, logits = results[c["name"]]
-        tensors[f"{c['name']}.logits"] = logits.contiguous().float()
-        out_cases.append(
-            {
-                "name": c["name"],
-                "prompt_text": c["prompt_text"],
-                "messages": c["messages"],
-                "enable_thinking": c["enable_thinking"],
-                "prompt_ids": c["prompt_ids"],
-                "greedy_ids": toks,
-                "top_logprobs": top_logprobs(logits),
-                "steps": c["steps"],
-                "logits_key": f"{c['name']}.logits",
-            }
-        )
-    tensors[f"{NOCACHE_CASE}.nocache_logits"] = extra.pop("nocache_logits").contiguous().float()
-    doc = {
+def _common_header(name: str, spec: dict) -> dict:
+    return {
         "model": name,
         "model_type": "qwen3_5_moe" if spec["kind"] == "moe" else "qwen3_5",
         "stored_dtype": str(spec["dtype"]).replace("torch.", ""),
@@ -1186,12 +1570,50 @@ def write_reference(ref_dir: Path, name: str, spec: dict, cases, run, extra: dic
         "generator": "scripts/make_fixtures.py",
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
+    }
+
+
+F64_NOTE = (
+    "'<case>.logits_f64' = the same model evaluated in float64 (all of transformers' internal float32 up-casts "
+    "kept float64; rotary angles are transformers' float32 products, their cos/sin float64) in one no-cache forward "
+    "over prompt + greedy_ids[:-1], stored as float32: the exact value the float32 rows approximate. Seeds are chosen "
+    f"so that max|logits - logits_f64| <= {MAX_F64_GAP:g} for every case and step (per case: max_abs_diff_vs_f64)."
+)
+
+
+def _case_entry(c: dict, toks: list[int], logits: torch.Tensor, f64: torch.Tensor) -> dict:
+    return {
+        "name": c["name"],
+        "prompt_text": c["prompt_text"],
+        "messages": c["messages"],
+        "enable_thinking": c["enable_thinking"],
+        "prompt_ids": c["prompt_ids"],
+        "greedy_ids": toks,
+        "top_logprobs": top_logprobs(logits),
+        "steps": c["steps"],
+        "logits_key": f"{c['name']}.logits",
+        "logits_f64_key": f"{c['name']}.logits_f64",
+        "max_abs_diff_vs_f64": float((logits.double() - f64).abs().max()),
+    }
+
+
+def write_reference(ref_dir: Path, name: str, spec: dict, cases, results, f64, extra: dict) -> None:
+    tensors = {}
+    out_cases = []
+    for c in cases:
+        toks, logits = results[c["name"]]
+        tensors[f"{c['name']}.logits"] = logits.contiguous().float()
+        tensors[f"{c['name']}.logits_f64"] = f64[c["name"]].contiguous().float()
+        out_cases.append(_case_entry(c, toks, logits, f64[c["name"]]))
+    tensors[f"{NOCACHE_CASE}.nocache_logits"] = extra.pop("nocache_logits").contiguous().float()
+    doc = {
+        **_common_header(name, spec),
         "notes": (
             "Greedy = argmax over the raw float32 logits row (all vocab_size rows incl. padded ids), no EOS stop. "
             "Step 0 is the prefill's last position; step i>0 follows feeding greedy_ids[i-1] through the cache. "
             "top_logprobs = log_softmax over the full row. "
             f"'{NOCACHE_CASE}.nocache_logits' = one no-cache forward over prompt + greedy_ids[:-1], rows at the "
-            "positions of each step (compare with the cached rows)."
+            "positions of each step (compare with the cached rows). " + F64_NOTE
         ),
         **extra,
         "cases": out_cases,
@@ -1201,6 +1623,88 @@ def write_reference(ref_dir: Path, name: str, spec: dict, cases, run, extra: dic
         json.dump(doc, f, indent=1, ensure_ascii=False)
         f.write("\n")
     save_file(dict(sorted(tensors.items())), str(ref_dir / f"{name}.safetensors"), metadata={"format": "pt"})
+
+
+def write_vision_reference(
+    ref_dir: Path, name: str, spec: dict, cases, results, f64, info: dict, feats: dict, extra: dict,
+    pixel_values_in: str | None,
+) -> None:
+    """<model>-vision.json / .safetensors. pixel_values_in: None = store them here, else the reference file that holds
+    the identical tensors (same preprocessor_config.json, same images)."""
+    tensors = {}
+    images = []
+    for file, inf in info.items():
+        key = Path(file).stem
+        w, h, mode = IMAGE_FILES[file]
+        f32, f64_feats = feats[file]
+        entry = {
+            "file": file,
+            "width": w,
+            "height": h,
+            "png_mode": mode,
+            "resized_height": inf["resized"][0],
+            "resized_width": inf["resized"][1],
+            "grid_thw": inf["grid_thw"],
+            "tokens": inf["tokens"],
+            "pixel_values_shape": list(inf["pixel_values"].shape),
+            "pixel_values_sha256": hashlib.sha256(inf["pixel_values"].numpy().tobytes()).hexdigest(),
+            "pixel_values_key": f"{key}.pixel_values",
+            "features_key": f"{key}.features",
+            "features_f64_key": f"{key}.features_f64",
+            "features_max_abs_diff_vs_f64": float((f32.double() - f64_feats).abs().max()),
+        }
+        if pixel_values_in is None:
+            tensors[f"{key}.pixel_values"] = inf["pixel_values"]
+        else:
+            entry["pixel_values_file"] = pixel_values_in
+        tensors[f"{key}.features"] = f32.contiguous().float()
+        tensors[f"{key}.features_f64"] = f64_feats.contiguous().float()
+        images.append(entry)
+    out_cases = []
+    for c in cases:
+        toks, logits = results[c["name"]]
+        tensors[f"{c['name']}.logits"] = logits.contiguous().float()
+        tensors[f"{c['name']}.logits_f64"] = f64[c["name"]].contiguous().float()
+        tensors[f"{c['name']}.position_ids"] = c["position_ids"].to(torch.int64).contiguous()
+        entry = _case_entry(c, toks, logits, f64[c["name"]])
+        entry.update(
+            images=c["images"],
+            grid_thw=c["grid_thw"],
+            image_tokens=[info[f]["tokens"] for f in c["images"]],
+            position_ids_key=f"{c['name']}.position_ids",
+            rope_delta=c["rope_delta"],
+        )
+        out_cases.append(entry)
+    doc = {
+        **_common_header(name, spec),
+        "image_dir": "images-model",
+        "preprocessor_config": PREPROCESSOR_CONFIG,
+        "image_processor_class": "Qwen2VLImageProcessorPil",
+        "processor_class": "Qwen3VLProcessor",
+        "notes": (
+            "Images: PNG files in Tests/Fixtures/images-model/, opened with PIL and given to transformers' "
+            "Qwen2VLImageProcessorPil (RGBA composited onto white, PIL bicubic resize of the uint8 image to "
+            "smart_resize's size, (x/255 - 0.5)/0.5 in float32, patchified in 2x2 merge-block order). "
+            "'<image>.pixel_values' [grid_t*grid_h*grid_w, 1536] float32 = the processor output for that image alone "
+            "(in the file named by pixel_values_file where an image entry has one); "
+            "'<image>.features' [tokens, hidden_size] = model.model.get_image_features(...).pooler_output for that "
+            "image alone, the rows that replace its <|image_pad|> run (features_f64: the same in float64; in a "
+            "two-image prefill transformers encodes both images in one call, which differs by ~5e-7). "
+            "Cases: prompt_text = the chat template's output (one <|image_pad|> per image); prompt_ids = the "
+            "processor's ids with each <|image_pad|> expanded to the image's token count; the model gets "
+            "pixel_values, image_grid_thw and mm_token_type_ids for the prefill. '<case>.position_ids' int64 [3, "
+            "len(prompt_ids)] = model.model.get_rope_index(...) rows (t, h, w) for the prompt; decode step i>0 uses "
+            "position len(prompt_ids) + i - 1 + rope_delta on all three rows. Greedy/logits/top_logprobs as in "
+            "<model>.json. " + F64_NOTE
+        ),
+        **extra,
+        "images": images,
+        "cases": out_cases,
+    }
+    with open(ref_dir / f"{name}-vision.json", "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    save_file(dict(sorted(tensors.items())), str(ref_dir / f"{name}-vision.safetensors"), metadata={"format": "pt"})
 
 
 def chat_template_cases(hf_tok) -> dict:
@@ -1274,24 +1778,50 @@ def chat_template_cases(hf_tok) -> dict:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def build_model(name: str, spec: dict, models_dir: Path, ref_dir: Path, tok: Tokenizer) -> dict:
+def _max_gap(results: dict, f64: dict) -> tuple[float, str]:
+    gaps = {k: float((lg.double() - f64[k]).abs().max()) for k, (_, lg) in results.items()}
+    worst = max(gaps, key=gaps.get) if gaps else ""
+    return (gaps[worst] if gaps else 0.0), worst
+
+
+def build_model(name: str, spec: dict, models_dir: Path, ref_dir: Path, tok: Tokenizer, images: dict) -> dict:
     folder = models_dir / name
     t0 = time.time()
+    with_images = spec.get("vision_cases", False)
     for attempt in range(MAX_SEED_TRIES):
         seed = spec["seed"] + attempt
         meta = save_model_folder(name, spec, folder, tok, seed)
         hf_tok = AutoTokenizer.from_pretrained(str(folder))
         cases = build_cases(hf_tok, spec["template"])
         model = load_reference_model(folder, spec["kind"])
-        run = run_cases(model, cases, spec["kind"])
-        std, gap = case_stats(run["results"])
-        rg = run["router_gap"]
+        vcases, vinfo = build_vision_cases(folder, images, model) if with_images else ([], {})
+        monitor = RouterGapMonitor(model) if spec["kind"] == "moe" else None
+        results = run_cases(model, cases)
+        vresults = run_cases(model, vcases)
+        rg = None
+        if monitor is not None:
+            rg = monitor.min_gap
+            monitor.close()
+        std, gap = case_stats(results)
+        if vresults:
+            gap = min(gap, case_stats(vresults)[1])
         ok = gap >= MIN_TOP2_GAP and (rg is None or rg >= MIN_ROUTER_GAP)
-        log(
+        msg = (
             f"  {name} seed {seed}: logit std {std:.3f}, min top1-top2 gap {gap:.4g}"
             + (f", min router k/k+1 gap {rg:.3g}" if rg is not None else "")
-            + ("" if ok else "  -> re-seed")
         )
+        f64 = vf64 = None
+        if ok:  # only then is the float64 run worth its time
+            m64 = float64_copy(model, spec["kind"])
+            f64 = {c["name"]: f64_logits(m64, c["prompt_ids"], results[c["name"]][0]) for c in cases}
+            vf64 = {c["name"]: f64_logits(m64, c["prompt_ids"], vresults[c["name"]][0], c["mm"]) for c in vcases}
+            f64gap, f64worst = _max_gap(results, f64)
+            vf64gap, vf64worst = _max_gap(vresults, vf64)
+            ok = max(f64gap, vf64gap) <= MAX_F64_GAP
+            msg += f", max|f32 - f64| {f64gap:.3g} ({f64worst})"
+            if vcases:
+                msg += f", image cases {vf64gap:.3g} ({vf64worst})"
+        log(msg + ("" if ok else "  -> re-seed"))
         if ok:
             break
     else:
@@ -1301,14 +1831,16 @@ def build_model(name: str, spec: dict, models_dir: Path, ref_dir: Path, tok: Tok
 
     # Cross-checks: generate() agrees with the manual cached loop; a no-cache forward for one case.
     cross = {}
-    for c in cases:
-        toks, logits = run["results"][c["name"]]
-        gtoks, glogits = greedy_via_generate(model, c["prompt_ids"], c["steps"], never_id=meta["vocab_size"] - 1)
+    never_id = meta["vocab_size"] - 1
+    for c in cases + vcases:
+        toks, logits = {**results, **vresults}[c["name"]]
+        gtoks, glogits = greedy_via_generate(model, c["prompt_ids"], c["steps"], never_id, c.get("mm"))
         assert gtoks == toks, (name, c["name"], gtoks, toks)
         cross[c["name"]] = float((glogits - logits).abs().max())
     c = next(c for c in cases if c["name"] == NOCACHE_CASE)
-    toks, logits = run["results"][NOCACHE_CASE]
+    toks, logits = results[NOCACHE_CASE]
     full = torch.tensor([c["prompt_ids"] + toks[:-1]])
+    model.model.rope_deltas = None
     with torch.no_grad():
         nc = model(input_ids=full, use_cache=False).logits[0, len(c["prompt_ids"]) - 1 :].float()
     assert nc.shape == logits.shape
@@ -1317,6 +1849,7 @@ def build_model(name: str, spec: dict, models_dir: Path, ref_dir: Path, tok: Tok
     log(f"  {name}: generate() vs manual loop max|dlogit| {max(cross.values()):.2e}; "
         f"no-cache vs cached ({NOCACHE_CASE}) max|dlogit| {nocache_diff:.2e}")
 
+    f64gap, _ = _max_gap(results, f64)
     extra = dict(
         seed=seed,
         vocab_size=meta["vocab_size"],
@@ -1324,7 +1857,9 @@ def build_model(name: str, spec: dict, models_dir: Path, ref_dir: Path, tok: Tok
         logit_std=std,
         min_top2_gap=gap,
         min_router_gap=rg,
-        generate_vs_manual_max_abs_diff=max(cross.values()),
+        max_f64_gap_allowed=MAX_F64_GAP,
+        f64_max_abs_diff=f64gap,
+        generate_vs_manual_max_abs_diff=max(cross[c["name"]] for c in cases),
         nocache_case=NOCACHE_CASE,
         nocache_key=f"{NOCACHE_CASE}.nocache_logits",
         nocache_vs_cached_max_abs_diff=nocache_diff,
@@ -1336,18 +1871,62 @@ def build_model(name: str, spec: dict, models_dir: Path, ref_dir: Path, tok: Tok
         fused_info = write_fused_moe(folder, fused_dir)
         fmodel = load_reference_model(fused_dir, "moe")
         diffs = []
-        for c2 in cases:
-            ftoks, flogits = greedy(fmodel, c2["prompt_ids"], c2["steps"])
-            rtoks, rlogits = run["results"][c2["name"]]
+        for c2 in cases + vcases:
+            ftoks, flogits = greedy(fmodel, c2["prompt_ids"], c2["steps"], c2.get("mm"))
+            rtoks, rlogits = {**results, **vresults}[c2["name"]]
             assert ftoks == rtoks
             diffs.append(float((flogits - rlogits).abs().max()))
         log(f"  {name}-fused: transformers loads fused experts; max|dlogit| vs per-expert folder {max(diffs):.2e}")
         extra["equivalent_model_dirs"] = [f"{name}-fused"]
         extra["fused_vs_per_expert_max_abs_diff"] = max(diffs)
-    write_reference(ref_dir, name, spec, cases, run, extra)
+    write_reference(ref_dir, name, spec, cases, results, f64, extra)
+
+    vision = None
+    if with_images:
+        feats = {}
+        with torch.no_grad():
+            for file, inf in vinfo.items():
+                out = model.model.get_image_features(pixel_values=inf["pixel_values"], image_grid_thw=inf["grid"])
+                f32 = torch.cat(list(out.pooler_output)).float()
+                assert f32.shape == (inf["tokens"], model.config.text_config.hidden_size)
+                feats[file] = (f32, f64_image_features(m64, inf["pixel_values"], inf["grid"]))
+        src = spec.get("pixel_values_from")
+        pixel_values_in = None
+        if src is not None:
+            pixel_values_in = f"{src}-vision.safetensors"
+            other = ref_dir / pixel_values_in
+            if other.is_file():  # the tensors it references must be the ones this model was run on
+                with safe_open(str(other), "pt") as st:
+                    for file, inf in vinfo.items():
+                        assert torch.equal(st.get_tensor(f"{Path(file).stem}.pixel_values"), inf["pixel_values"]), file
+        vgap, _ = _max_gap(vresults, vf64)
+        feat_gap = max(float((a.double() - b).abs().max()) for a, b in feats.values())
+        vextra = dict(
+            seed=seed,
+            vocab_size=meta["vocab_size"],
+            min_top2_gap=gap,
+            min_router_gap=rg,
+            max_f64_gap_allowed=MAX_F64_GAP,
+            f64_max_abs_diff=vgap,
+            features_f64_max_abs_diff=feat_gap,
+            generate_vs_manual_max_abs_diff=max(cross[c["name"]] for c in vcases),
+        )
+        if spec["kind"] == "moe":
+            vextra["equivalent_model_dirs"] = [f"{name}-fused"]
+        write_vision_reference(ref_dir, name, spec, vcases, vresults, vf64, vinfo, feats, vextra, pixel_values_in)
+        vision = dict(
+            f64gap=vgap,
+            feat_gap=feat_gap,
+            feat_std=float(torch.cat([a for a, _ in feats.values()]).std()),
+            images={f: (i["grid_thw"], i["tokens"], i["resized"]) for f, i in vinfo.items()},
+            cases={
+                c["name"]: (c["images"], len(c["prompt_ids"]), c["rope_delta"], vresults[c["name"]][0]) for c in vcases
+            },
+        )
+        log(f"  {name}: image features max|f32 - f64| {feat_gap:.2e}, image cases max|f32 - f64| {vgap:.2e}")
     log(f"  {name}: done in {time.time() - t0:.1f}s")
     return dict(name=name, seed=seed, std=std, gap=gap, router_gap=rg, info=info, meta=meta, fused=fused_info,
-                nocache_diff=nocache_diff)
+                nocache_diff=nocache_diff, f64gap=f64gap, vision=vision)
 
 
 def print_summary(out: Path, built: list[dict]) -> None:
@@ -1358,10 +1937,18 @@ def print_summary(out: Path, built: list[dict]) -> None:
             f"dtypes {info['dtypes']}, tensors {len(info['tensors'])}, tokenizer class {info['tokenizer_class']}")
         log(f"    logit std {b['std']:.3f}, min top-2 gap {b['gap']:.4g}"
             + (f", min router gap {b['router_gap']:.3g}" if b["router_gap"] is not None else "")
-            + f", no-cache diff {b['nocache_diff']:.2e}")
+            + f", no-cache diff {b['nocache_diff']:.2e}, max|f32 - f64| {b['f64gap']:.3g}")
         a_log = [d for k, (_, _, d) in info["tensors"].items() if k.endswith("A_log")]
         log(f"    A_log stored as {sorted(set(a_log))}")
-    for sub in ("models", "reference"):
+        v = b["vision"]
+        if v:
+            log(f"    image cases: max|f32 - f64| {v['f64gap']:.3g}; features std {v['feat_std']:.3f}, "
+                f"max|f32 - f64| {v['feat_gap']:.2e}")
+            for f, (grid, n, resized) in v["images"].items():
+                log(f"      {f}: resized {resized[0]}x{resized[1]} (h x w), grid_thw {grid}, {n} tokens")
+            for cname, (files, n, delta, toks) in v["cases"].items():
+                log(f"      {cname}: {files}, {n} prompt ids, rope_delta {delta}, greedy {toks}")
+    for sub in ("models", "reference", "images-model"):
         for p in sorted((out / sub).rglob("*")):
             if p.is_file():
                 log(f"  {p.relative_to(out)}  {p.stat().st_size}")
@@ -1376,12 +1963,14 @@ def main_fixtures(out: Path, only: list[str] | None) -> None:
     tok = train_tiny_tokenizer()
     log(f"  {tok.get_vocab_size(with_added_tokens=True)} tokens, "
         f"sha256(tokenizer.json) {hashlib.sha256(tok.to_str().encode()).hexdigest()[:16]}")
+    log("Drawing the test images")
+    images = draw_images(out / "images-model")
     built = []
     for name, spec in MODEL_SPECS.items():
         if only and name not in only:
             continue
         log(f"Building {name}")
-        built.append(build_model(name, spec, models_dir, ref_dir, tok))
+        built.append(build_model(name, spec, models_dir, ref_dir, tok, images))
     log("Rendering chat-template cases")
     hf_tok = AutoTokenizer.from_pretrained(str(models_dir / "tiny-dense"))
     cases = chat_template_cases(hf_tok)
@@ -1431,6 +2020,9 @@ def main_real_shapes(size: str, out_dir: Path, check_load: bool) -> None:
     model.save_pretrained(str(out_dir))
     generation_config(ids).save_pretrained(str(out_dir))
     write_tokenizer_files(out_dir, tok, TEMPLATES["small"][0])
+    with open(out_dir / "preprocessor_config.json", "w", encoding="utf-8") as f:  # the real pixel budgets
+        json.dump(dict(PREPROCESSOR_CONFIG, size=REAL_IMAGE_SIZE), f, indent=2, sort_keys=True)
+        f.write("\n")
     cfg = json.loads((out_dir / "config.json").read_text())
     cfg["text_config"]["full_attention_interval"] = 4
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
