@@ -68,8 +68,10 @@ public struct Generator: Sendable {
 
   /// Generates from `request`, calling `onToken` for each token; return `false` from it to cancel.
   /// Also stops if the surrounding task is cancelled. The stop token is reported but not included in `tokens`.
+  /// `onLogits` sees the raw logits each token is chosen from (tests compare them with the reference).
   public func generate(
-    _ request: GenerationRequest, state: inout DecoderState, onToken: (GeneratedToken) -> Bool = { _ in true }
+    _ request: GenerationRequest, state: inout DecoderState, onToken: (GeneratedToken) -> Bool = { _ in true },
+    onLogits: ([Float]) -> Void = { _ in }
   ) throws -> GenerationResult {
     try request.sampling.validate()
     guard request.maxTokens >= 0 else { throw FolioError(.invalidArgument, "max tokens must be ≥ 0.") }
@@ -96,6 +98,7 @@ public struct Generator: Sendable {
         finish = .cancelled
         break
       }
+      onLogits(logits)
       let id = sampler.next(logits: logits, history: history, generated: tokens)
       let logprobs = Sampler.topLogprobs(logits, count: request.logprobCount)
       let isStop = request.stopTokens.contains(id)
