@@ -21,8 +21,9 @@ let package = Package(
   targets: [
     .target(name: "FolioBase"),
     .target(name: "FolioTensors", dependencies: ["FolioBase"]),
+    .target(name: "CFolioKernels", cSettings: [.unsafeFlags(["-O3"])]),
     .target(
-      name: "FolioKernels", dependencies: ["FolioBase"],
+      name: "FolioKernels", dependencies: ["FolioBase", "CFolioKernels"],
       swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
     .target(name: "FolioTokenizer", dependencies: ["FolioBase"]),
     // Image decoding (issue 3): libpng/libjpeg through pkg-config, a C shim that owns setjmp/error_exit.

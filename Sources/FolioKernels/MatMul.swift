@@ -1,49 +1,51 @@
+import CFolioKernels
+
 /// Matrix products of fp32 activations with stored weights, accumulating in fp32.
 public enum MatMul {
   /// `y[t, o] = Σ_i x[t, i] · w[o, i]` for `t < tokens`: the Hugging Face linear layer `x · Wᵀ`.
   ///
-  /// `x` is `[tokens, w.columns]`, `y` is `[tokens, w.rows]`, both row-major and dense.
-  /// Rows of `w` are split across the pool; for several tokens a block of rows is widened to fp32 once and
-  /// reused for every token while it is hot in cache.
+  /// `x` is `[tokens, w.columns]`, `y` is `[tokens, w.rows]`, both row-major and dense. Rows of `w` are split
+  /// across the pool; each thread runs the C kernel (`CFolioKernels`, AVX-512 / AVX2 / portable, chosen at run
+  /// time) over its rows for all tokens, so every weight row is read once per token tile.
   public static func linear(
     _ x: UnsafePointer<Float>, tokens: Int, weight w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
     pool: ComputePool
   ) {
-    let n = w.columns
-    let outCount = w.rows
-    let blockRows = 16
     let xs = UncheckedSendable(x)
     let ys = UncheckedSendable(y)
-    pool.parallelFor(outCount, granularity: blockRows, minimumPerThread: 64) { range in
-      let x = xs.value
-      let y = ys.value
-      if tokens == 1 {
-        for o in range {
-          y[o] = Dot.weightRow(w, o, x)
-        }
-        return
+    let type: Int32 =
+      switch w.elementType {
+      case .float32: Int32(FOLIO_WEIGHT_F32.rawValue)
+      case .bfloat16: Int32(FOLIO_WEIGHT_BF16.rawValue)
+      case .float16: Int32(FOLIO_WEIGHT_F16.rawValue)
       }
-      let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * n)
-      defer { scratch.deallocate() }
-      var blockStart = range.lowerBound
-      while blockStart < range.upperBound {
-        let count = min(blockRows, range.upperBound - blockStart)
-        let rows: UnsafePointer<Float>
-        if w.elementType == .float32 {
-          rows = (w.base + blockStart * w.rowStride).assumingMemoryBound(to: Float.self)
-        } else {
-          Convert.widen(w.base + blockStart * w.rowStride, w.elementType, count: count * n, into: scratch)
-          rows = UnsafePointer(scratch)
-        }
-        for t in 0..<tokens {
-          let xt = x + t * n
-          let yt = y + t * outCount + blockStart
-          for r in 0..<count {
-            yt[r] = Dot.float(xt, rows + r * n, count: n)
-          }
-        }
-        blockStart += count
-      }
+    pool.parallelFor(w.rows, granularity: 4, minimumPerThread: 64) { range in
+      folio_linear_rows(
+        xs.value, tokens, w.base, type, w.columns, range.lowerBound, range.upperBound, ys.value, w.rows)
+    }
+  }
+
+  /// The SIMD path the kernels take on this CPU.
+  public static var kernelPath: KernelPath { KernelPath(rawValue: Int(folio_kernel_path())) ?? .portable }
+
+  /// Forces a kernel path (tests compare paths; benchmarks report them). A path the CPU lacks falls back to the best
+  /// it has; returns the path in effect.
+  @discardableResult public static func forceKernelPath(_ path: KernelPath) -> KernelPath {
+    KernelPath(rawValue: Int(folio_set_kernel_path(Int32(path.rawValue)))) ?? .portable
+  }
+}
+
+/// SIMD implementations of the linear kernels, chosen at run time from the CPU's features.
+public enum KernelPath: Int, Sendable, CaseIterable, CustomStringConvertible {
+  case portable = 0
+  case avx2 = 1
+  case avx512 = 2
+
+  public var description: String {
+    switch self {
+    case .portable: "portable"
+    case .avx2: "avx2"
+    case .avx512: "avx512"
     }
   }
 }

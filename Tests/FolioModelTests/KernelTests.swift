@@ -1,0 +1,56 @@
+import FolioKernels
+import Foundation
+import Testing
+
+/// The linear kernels against a straightforward widen-then-multiply reference in double precision, on every SIMD
+/// path this CPU has, for each weight type and awkward sizes (tails, single tokens, token tiles).
+@Suite("Linear kernels", .serialized)
+struct KernelTests {
+  static func bits(_ values: [Float], as type: WeightElementType) -> [UInt8] {
+    switch type {
+    case .float32:
+      return values.withUnsafeBytes { Array($0) }
+    case .bfloat16:
+      return values.map { Convert.bfloat16(from: $0) }.withUnsafeBytes { Array($0) }
+    case .float16:
+      return values.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) }
+    }
+  }
+
+  @Test(arguments: [WeightElementType.float32, .bfloat16, .float16])
+  func matchesReference(type: WeightElementType) throws {
+    var generator = SystemRandomNumberGenerator()
+    defer { MatMul.forceKernelPath(.avx512) }
+    for (tokens, rows, columns) in [(1, 7, 37), (3, 9, 64), (5, 33, 130), (37, 70, 96), (1, 260, 1024)] {
+      let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let input = (0..<(tokens * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let raw = Self.bits(weights, as: type)
+      let widened = raw.withUnsafeBytes { buffer -> [Float] in
+        let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
+        return m.toFloatArray()
+      }
+      var expected = [Double](repeating: 0, count: tokens * rows)
+      for t in 0..<tokens {
+        for r in 0..<rows {
+          var sum = 0.0
+          for i in 0..<columns { sum += Double(input[t * columns + i]) * Double(widened[r * columns + i]) }
+          expected[t * rows + r] = sum
+        }
+      }
+      for path in KernelPath.allCases {
+        let active = MatMul.forceKernelPath(path)
+        var output = [Float](repeating: .nan, count: tokens * rows)
+        raw.withUnsafeBytes { buffer in
+          let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
+          input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+              MatMul.linear(x.baseAddress!, tokens: tokens, weight: m, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
+            }
+          }
+        }
+        let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
+        #expect(worst < 1e-4 * Double(columns).squareRoot(), "\(type) \(active) \(tokens)x\(rows)x\(columns): \(worst)")
+      }
+    }
+  }
+}
