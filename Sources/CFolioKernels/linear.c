@@ -13,7 +13,7 @@
 #define FOLIO_X86 1
 #endif
 
-enum { TOKEN_TILE = 32, ROW_BLOCK = 4, TOKEN_BLOCK = 4 };
+enum { TOKEN_TILE = 48, ROW_BLOCK = 4, TOKEN_BLOCK = 4, TOKEN_BLOCK_AVX2 = 3 };
 
 static inline float bf16_to_f32(uint16_t h) {
   uint32_t bits = (uint32_t)h << 16;
@@ -127,6 +127,34 @@ __attribute__((target("avx512f"))) static void block_avx512(const float *x, size
   (void)ldy;
 }
 
+// Fixed-size blocks keep all accumulators in registers (runtime-sized loops would spill them to the stack).
+#define FOLIO_BLOCK_AVX512(NR, NT)                                                                              \
+  __attribute__((target("avx512f"))) static void block_avx512_##NR##x##NT(                                     \
+      const float *x, const char *rows[4], int type, size_t cols, float *out[4], size_t r0) {                   \
+    __m512 acc[NR][NT];                                                                                         \
+    for (int a = 0; a < NR; a++)                                                                                \
+      for (int b = 0; b < NT; b++) acc[a][b] = _mm512_setzero_ps();                                             \
+    size_t vec = cols & ~(size_t)15;                                                                            \
+    for (size_t i = 0; i < vec; i += 16) {                                                                      \
+      __m512 xv[NT];                                                                                            \
+      for (int t = 0; t < NT; t++) xv[t] = _mm512_loadu_ps(x + t * cols + i);                                   \
+      for (int r = 0; r < NR; r++) {                                                                            \
+        __m512 wv = load16_avx512(rows[r], type, i);                                                            \
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);                         \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (int r = 0; r < NR; r++) {                                                                              \
+      for (int t = 0; t < NT; t++) {                                                                            \
+        float s = _mm512_reduce_add_ps(acc[r][t]);                                                              \
+        for (size_t i = vec; i < cols; i++) s += x[t * cols + i] * weight_at(rows[r], type, i);                 \
+        out[t][r0 + r] = s;                                                                                     \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+FOLIO_BLOCK_AVX512(4, 4)
+FOLIO_BLOCK_AVX512(4, 1)
+
 __attribute__((target("avx512f"))) static void linear_avx512(const float *x, size_t tokens, const void *w,
                                                               int type, size_t cols, size_t rb, size_t re,
                                                               float *y, size_t ldy) {
@@ -141,7 +169,13 @@ __attribute__((target("avx512f"))) static void linear_avx512(const float *x, siz
         size_t nt = tile - t < TOKEN_BLOCK ? tile - t : TOKEN_BLOCK;
         float *out[4];
         for (size_t k = 0; k < nt; k++) out[k] = y + (t0 + t + k) * ldy;
-        block_avx512(x + (t0 + t) * cols, nt, rows, nr, type, cols, out, ldy, r);
+        if (nr == 4 && nt == 4) {
+          block_avx512_4x4(x + (t0 + t) * cols, rows, type, cols, out, r);
+        } else if (nr == 4 && nt == 1) {
+          block_avx512_4x1(x + (t0 + t) * cols, rows, type, cols, out, r);
+        } else {
+          block_avx512(x + (t0 + t) * cols, nt, rows, nr, type, cols, out, ldy, r);
+        }
       }
     }
   }
@@ -196,6 +230,33 @@ __attribute__((target("avx2,fma,f16c"))) static void block_avx2(const float *x, 
   }
 }
 
+#define FOLIO_BLOCK_AVX2(NR, NT)                                                                                \
+  __attribute__((target("avx2,fma,f16c"))) static void block_avx2_##NR##x##NT(                                \
+      const float *x, const char *rows[4], int type, size_t cols, float *out[4], size_t r0) {                   \
+    __m256 acc[NR][NT];                                                                                         \
+    for (int a = 0; a < NR; a++)                                                                                \
+      for (int b = 0; b < NT; b++) acc[a][b] = _mm256_setzero_ps();                                             \
+    size_t vec = cols & ~(size_t)7;                                                                             \
+    for (size_t i = 0; i < vec; i += 8) {                                                                       \
+      __m256 xv[NT];                                                                                            \
+      for (int t = 0; t < NT; t++) xv[t] = _mm256_loadu_ps(x + t * cols + i);                                   \
+      for (int r = 0; r < NR; r++) {                                                                            \
+        __m256 wv = load8_avx2(rows[r], type, i);                                                               \
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);                         \
+      }                                                                                                         \
+    }                                                                                                           \
+    for (int r = 0; r < NR; r++) {                                                                              \
+      for (int t = 0; t < NT; t++) {                                                                            \
+        float s = reduce8(acc[r][t]);                                                                           \
+        for (size_t i = vec; i < cols; i++) s += x[t * cols + i] * weight_at(rows[r], type, i);                 \
+        out[t][r0 + r] = s;                                                                                     \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+FOLIO_BLOCK_AVX2(4, 3)
+FOLIO_BLOCK_AVX2(4, 1)
+
 __attribute__((target("avx2,fma,f16c"))) static void linear_avx2(const float *x, size_t tokens, const void *w,
                                                                   int type, size_t cols, size_t rb, size_t re,
                                                                   float *y, size_t ldy) {
@@ -206,11 +267,17 @@ __attribute__((target("avx2,fma,f16c"))) static void linear_avx2(const float *x,
       size_t nr = re - r < ROW_BLOCK ? re - r : ROW_BLOCK;
       const char *rows[4];
       for (size_t k = 0; k < nr; k++) rows[k] = (const char *)w + (r + k) * stride;
-      for (size_t t = 0; t < tile; t += TOKEN_BLOCK) {
-        size_t nt = tile - t < TOKEN_BLOCK ? tile - t : TOKEN_BLOCK;
+      for (size_t t = 0; t < tile; t += TOKEN_BLOCK_AVX2) {
+        size_t nt = tile - t < TOKEN_BLOCK_AVX2 ? tile - t : TOKEN_BLOCK_AVX2;
         float *out[4];
         for (size_t k = 0; k < nt; k++) out[k] = y + (t0 + t + k) * ldy;
-        block_avx2(x + (t0 + t) * cols, nt, rows, nr, type, cols, out, r);
+        if (nr == 4 && nt == 3) {
+          block_avx2_4x3(x + (t0 + t) * cols, rows, type, cols, out, r);
+        } else if (nr == 4 && nt == 1) {
+          block_avx2_4x1(x + (t0 + t) * cols, rows, type, cols, out, r);
+        } else {
+          block_avx2(x + (t0 + t) * cols, nt, rows, nr, type, cols, out, r);
+        }
       }
     }
   }
