@@ -81,23 +81,29 @@ struct IntakeProcessor: Sendable {
     pipelines.filter { $0.applies(to: kind, set: set, relativePath: relativePath) }.map { ($0, Self.plan($0)) }
   }
 
-  /// One job per step (per target language for translate), wired to the step it reads.
-  static func plan(_ pipeline: Pipeline, steps only: Set<String>? = nil, languages: [String]? = nil) -> [JobPlan] {
-    var wanted = Set(pipeline.steps.map(\.id))
-    if let only {
-      // A selected step needs the steps it reads, transitively.
-      wanted = []
-      var pending = Array(only)
-      while let id = pending.popLast() {
-        guard wanted.insert(id).inserted, let step = pipeline.step(id: id) else { continue }
-        if let input = pipeline.inputStepID(of: step) { pending.append(input) }
-      }
+  /// The ids of `only` and of the steps they read, transitively (all steps when `only` is nil).
+  static func stepClosure(_ pipeline: Pipeline, only: Set<String>?) -> Set<String> {
+    guard let only else { return Set(pipeline.steps.map(\.id)) }
+    var wanted: Set<String> = []
+    var pending = Array(only)
+    while let id = pending.popLast() {
+      guard wanted.insert(id).inserted, let step = pipeline.step(id: id) else { continue }
+      if let input = pipeline.inputStepID(of: step) { pending.append(input) }
     }
+    return wanted
+  }
+
+  /// One job per step (per target language for translate), wired to the step it reads.
+  static func plan(
+    _ pipeline: Pipeline, steps only: Set<String>? = nil,
+    languages: (PipelineStep) -> [String] = { $0.languages }
+  ) -> [JobPlan] {
+    let wanted = stepClosure(pipeline, only: only)
     var plans: [JobPlan] = []
     for step in pipeline.steps where wanted.contains(step.id) {
       let input = pipeline.inputStepID(of: step)
       if step.task == .translate {
-        for language in languages ?? step.languages {
+        for language in languages(step) {
           plans.append(JobPlan(stepID: step.id, task: step.task.rawValue, language: language, inputStepID: input))
         }
       } else {

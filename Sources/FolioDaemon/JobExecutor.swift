@@ -164,7 +164,12 @@ struct JobExecutor {
   func summarize(
     _ segments: [String], step: PipelineStep, control: JobControl, usage: inout Usage
   ) async throws -> String {
-    let pieces = segments.filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+    // Stored segments are per paragraph (translation-memory keys); a summary reads as much text per request as fits.
+    var packer = text.segmenter
+    packer.mergesParagraphs = true
+    let pieces = packer.segments(of: segments.joined()).filter {
+      !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    }
     guard !pieces.isEmpty else { return "" }
     if pieces.count == 1 {
       let output = try await request(step, prompt: step.renderPrompt(text: pieces[0], language: nil), control: control)

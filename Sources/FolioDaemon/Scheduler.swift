@@ -38,7 +38,7 @@ public enum BatchTranslation {
     let readsImages = pipeline.steps.contains { $0.task.readsImage }
     var queued = Queued(documents: 0, jobIDs: [], alreadyDone: 0)
     var offset = 0
-    let plans = IntakeProcessor.plan(pipeline, languages: languages)
+    let plans = IntakeProcessor.plan(pipeline) { step in languages ?? step.languages }
     while true {
       let page = try await store.documents(set: set, limit: 500, offset: offset)
       if page.isEmpty { break }

@@ -232,3 +232,13 @@ extension Store {
     }
   }
 }
+
+extension Store {
+  /// One row of `v_results` by result id.
+  public func resultRow(id: Int64) async throws -> ResultRow? {
+    try await read("read result \(id)") { db in
+      try ResultRow.fetchOne(
+        db, sql: "SELECT \(Self.resultColumns) FROM v_results WHERE result_id = ?", arguments: [id])
+    }
+  }
+}
