@@ -60,6 +60,21 @@ public struct FolioError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let moveFailed = Code(rawValue: "move_failed")
     /// Native file-system events (inotify) could not be set up.
     public static let watchFailed = Code(rawValue: "watch_failed")
+
+    // MARK: Images (issue 3: decoding and limits; inbox lessons rows 9-10)
+
+    /// A file is larger than the `max_file_bytes` setting allows; nothing was decoded.
+    public static let fileTooLarge = Code(rawValue: "file_too_large")
+    /// The bytes are not a PNG or JPEG (detected by signature, not by file extension).
+    public static let unsupportedImageFormat = Code(rawValue: "unsupported_image_format")
+    /// The image header claims more pixels than the `max_pixels` setting allows; refused before decoding.
+    public static let imageTooLarge = Code(rawValue: "image_too_large")
+    /// The image data ends before the image does.
+    public static let imageTruncated = Code(rawValue: "image_truncated")
+    /// libpng or libjpeg rejected the image data.
+    public static let imageCorrupt = Code(rawValue: "image_corrupt")
+    /// The image is so long and thin (aspect ratio above 200) that the vision preprocessor cannot resize it.
+    public static let imageAspectRatioTooLarge = Code(rawValue: "image_aspect_ratio_too_large")
   }
 
   public var code: Code

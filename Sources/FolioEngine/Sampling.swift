@@ -80,9 +80,13 @@ public struct Sampler: Sendable {
     }
     if parameters.isGreedy { return Self.argmax(scores) }
     let t = Float(parameters.temperature)
-    var candidates = scores.indices.map { (id: $0, score: scores[$0] / t) }
-    candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-    if let k = parameters.topK, k > 0, k < candidates.count { candidates.removeLast(candidates.count - k) }
+    var candidates: [(id: Int, score: Float)]
+    if let k = parameters.topK, k > 0, k < scores.count {
+      candidates = Self.topIndices(scores, count: k).map { ($0, scores[$0] / t) }
+    } else {
+      candidates = scores.indices.map { (id: $0, score: scores[$0] / t) }
+      candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+    }
     let maximum = candidates[0].score
     var probabilities = candidates.map { Double(exp($0.score - maximum)) }
     var total = probabilities.reduce(0, +)
@@ -127,8 +131,23 @@ public struct Sampler: Sendable {
     var sum = 0.0
     for v in logits { sum += Double(exp(v - maximum)) }
     let logNormalizer = Double(maximum) + log(sum)
-    let top = logits.indices.sorted { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }.prefix(count)
-    return top.map { TokenLogprob(id: $0, logprob: Double(logits[$0]) - logNormalizer) }
+    return topIndices(logits, count: count).map { TokenLogprob(id: $0, logprob: Double(logits[$0]) - logNormalizer) }
+  }
+
+  /// Indices of the `count` largest values, largest first (lower index first on ties), in one pass.
+  public static func topIndices(_ values: [Float], count: Int) -> [Int] {
+    guard count > 0 else { return [] }
+    var best: [Int] = []
+    best.reserveCapacity(count + 1)
+    for i in values.indices {
+      let v = values[i]
+      if best.count == count, let last = best.last, values[last] >= v { continue }
+      var position = best.count
+      while position > 0 && values[best[position - 1]] < v { position -= 1 }
+      best.insert(i, at: position)
+      if best.count > count { best.removeLast() }
+    }
+    return best
   }
 }
 

@@ -72,3 +72,15 @@ struct SamplerTests {
     #expect(throws: (any Error).self) { try SamplingParameters(minP: 2).validate() }
   }
 }
+
+@Suite("Top indices")
+struct TopIndicesTests {
+  @Test func matchesAFullSort() {
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<20 {
+      let values = (0..<500).map { _ in Float(Int.random(in: 0..<50, using: &generator)) }
+      let expected = values.indices.sorted { values[$0] != values[$1] ? values[$0] > values[$1] : $0 < $1 }
+      for k in [1, 5, 37] { #expect(Sampler.topIndices(values, count: k) == Array(expected.prefix(k))) }
+    }
+  }
+}

@@ -1,1 +1,0 @@
-// Placeholder: the image shim (issue 3).
