@@ -50,7 +50,7 @@ let package = Package(
       name: "FolioDaemon",
       dependencies: [
         "FolioBase", "FolioPipelines", "FolioStore", "FolioInbox", "FolioEngine", "FolioModel", "FolioKernels",
-        .product(name: "Yams", package: "Yams"),
+        "FolioCodecs", .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]),

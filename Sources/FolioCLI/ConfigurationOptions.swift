@@ -64,10 +64,10 @@ struct ConfigurationOptions: ParsableArguments {
   @Option(name: .long, help: "Full rescan interval (default 300s).")
   var rescanInterval: String?
 
-  @Option(name: .long, help: "Largest accepted file, e.g. 200MB (default 256MiB).")
+  @Option(name: .long, help: "Largest accepted file, e.g. 200MB (default 128MiB).")
   var maxFileBytes: String?
 
-  @Option(name: .long, help: "Largest accepted image in pixels (default 50000000).")
+  @Option(name: .long, help: "Largest accepted image in pixels (default 67108864).")
   var maxPixels: String?
 
   @Option(name: .long, help: "Jobs at once on the model (default 1).")

@@ -1,4 +1,5 @@
 import FolioBase
+import FolioCodecs
 import FolioInbox
 import FolioStore
 import Foundation
@@ -115,8 +116,8 @@ public struct DaemonConfiguration: Sendable {
     ("stability_window", "quiet time before a file is taken (default 5s)"),
     ("poll_interval", "scan interval in polling mode (default 5s)"),
     ("rescan_interval", "full rescan safety net (default 300s)"),
-    ("max_file_bytes", "largest accepted file (default 256MiB)"),
-    ("max_pixels", "largest accepted image, width x height (default 50000000)"),
+    ("max_file_bytes", "largest accepted file (default 128MiB)"),
+    ("max_pixels", "largest accepted image, width x height (default 67108864 = 64Mi)"),
     ("concurrency", "jobs at once on the model (default 1)"),
     ("lease_duration", "job lease without heartbeat (default 60s)"),
     ("max_attempts", "attempts before a job fails for good (default 3)"),
@@ -289,11 +290,10 @@ public struct DaemonConfiguration: Sendable {
       }
       configuration.maxFileBytes = n
     } else {
-      configuration.maxFileBytes = 256 * 1024 * 1024
+      configuration.maxFileBytes = Int64(ImageLimits.defaultMaxFileBytes)
     }
-    // 50 megapixels: above any phone or scanner page at 600 dpi (A4 ≈ 35 MP), far below a decompression bomb
-    // (lessons row 10); Pillow warns at 89 MP for the same reason.
-    configuration.maxPixels = try integer("max_pixels", default: 50_000_000, minimum: 1)
+    // The image limits' defaults live in FolioCodecs (`ImageLimits`), the one place they are enforced.
+    configuration.maxPixels = try integer("max_pixels", default: ImageLimits.defaultMaxPixels, minimum: 1)
     if let entry = raw("ignore") {
       configuration.ignorePatterns = entry.value.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
     }

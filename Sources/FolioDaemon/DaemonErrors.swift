@@ -5,12 +5,6 @@ import FolioBase
 extension FolioError.Code {
   /// An image step ran on a build whose engine cannot read images yet; retry the job once vision is available.
   public static let visionUnavailable = FolioError.Code(rawValue: "vision_unavailable")
-  /// A PNG/JPEG whose header cannot be read (truncated, corrupt, or not really that format).
-  public static let corruptImage = FolioError.Code(rawValue: "corrupt_image")
-  /// An image with more pixels than `max_pixels` allows (read from its header, before decoding).
-  public static let imageTooLarge = FolioError.Code(rawValue: "image_too_large")
-  /// A file larger than `max_file_bytes`.
-  public static let fileTooLarge = FolioError.Code(rawValue: "file_too_large")
   /// A step ran past its timeout (the pipeline's `timeout`, capped by `max_step_timeout`).
   public static let stepTimeout = FolioError.Code(rawValue: "step_timeout")
   /// The daemon stopped during the job and returned it to the queue (the attempt does not count).

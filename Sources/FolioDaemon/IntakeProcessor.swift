@@ -1,4 +1,5 @@
 import FolioBase
+import FolioCodecs
 import FolioInbox
 import FolioPipelines
 import FolioStore
@@ -60,17 +61,16 @@ struct IntakeProcessor: Sendable {
             + "in folio.yaml to accept it"))
     }
     if kind != .text {
+      // Decoded once here (header checked against the limits first, in FolioCodecs' one place), so a corrupt,
+      // truncated or oversized image is refused before any job counts as started (lessons rows 1, 9, 10).
       do {
-        let dimensions = try ImageProbe.dimensions(at: path, kind: kind)
-        if dimensions.pixels > configuration.maxPixels {
-          return .failure(
-            FolioError(
-              .imageTooLarge,
-              "\(name) is \(dimensions.width)×\(dimensions.height) = \(dimensions.pixels) pixels, more than max_pixels "
-                + "(\(configuration.maxPixels)); scale it down, or raise max_pixels in folio.yaml"))
-        }
+        _ = try ImageDecoder.decode(
+          file: URL(fileURLWithPath: path),
+          limits: ImageLimits(maxPixels: configuration.maxPixels, maxFileBytes: Int(configuration.maxFileBytes)))
+      } catch let error as FolioError {
+        return .failure(FolioError(error.code, "\(name): \(error.message)", cause: nil))
       } catch {
-        return .failure(error)
+        return .failure(FolioError(.imageCorrupt, "\(name) cannot be decoded", cause: error))
       }
     }
     return .success(kind)
