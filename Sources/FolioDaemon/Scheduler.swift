@@ -75,7 +75,7 @@ public struct Scheduler: Sendable {
   }
 
   /// Records the scheduled pipelines in the store (call at startup).
-  func sync() async throws {
+  public func sync() async throws {
     let definitions = scheduled.map { p, s in
       ScheduleDefinition(
         pipelineName: p.name, pipelineVersion: p.version, cron: s.cron.source,
