@@ -42,7 +42,7 @@ let package = Package(
     .target(
       name: "FolioEngine",
       dependencies: [
-        "FolioBase", "FolioTensors", "FolioKernels", "FolioTokenizer", "FolioModel",
+        "FolioBase", "FolioTensors", "FolioKernels", "FolioTokenizer", "FolioModel", "FolioCodecs",
         .product(name: "Logging", package: "swift-log"),
       ]),
     // The daemon (issue 4): configuration, intake → jobs → engine → results, scheduler, commands' logic.
@@ -57,15 +57,16 @@ let package = Package(
     .target(
       name: "FolioCLI",
       dependencies: [
-        "FolioBase", "FolioEngine", "FolioTokenizer", "FolioModel", "FolioDaemon", "FolioPipelines", "FolioStore",
-        "FolioInbox",
+        "FolioBase", "FolioEngine", "FolioTokenizer", "FolioModel", "FolioCodecs", "FolioDaemon", "FolioPipelines",
+        "FolioStore", "FolioInbox",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     .executableTarget(name: "folio", dependencies: ["FolioCLI"]),
     .testTarget(name: "FolioTokenizerTests", dependencies: ["FolioTokenizer"]),
     .testTarget(name: "FolioModelTests", dependencies: ["FolioModel", "FolioTensors", "FolioKernels"]),
-    .testTarget(name: "FolioEngineTests", dependencies: ["FolioEngine", "FolioModel", "FolioTokenizer"]),
+    .testTarget(
+      name: "FolioEngineTests", dependencies: ["FolioEngine", "FolioModel", "FolioTokenizer", "FolioCodecs"]),
     .testTarget(name: "FolioCLITests", dependencies: ["FolioCLI"]),
     .testTarget(name: "FolioCodecsTests", dependencies: ["FolioCodecs"]),
     .testTarget(name: "FolioPipelinesTests", dependencies: ["FolioPipelines"]),

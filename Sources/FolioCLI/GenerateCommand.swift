@@ -1,5 +1,6 @@
 import ArgumentParser
 import FolioBase
+import FolioCodecs
 import FolioEngine
 import FolioModel
 import FolioTokenizer
@@ -25,6 +26,16 @@ struct GenerateCommand: AsyncParsableCommand {
   @Option(name: .long, help: "Read the prompt from this file (UTF-8).")
   var promptFile: String?
 
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "An image (PNG or JPEG) to show the model; repeatable.",
+      discussion: "In chat mode the images precede the prompt text in the user turn; with --raw each <|vision_start|><|image_pad|><|vision_end|> takes the next image."))
+  var image: [String] = []
+
+  @Option(name: .long, help: "Refuse images with more pixels than this (checked from the header, before decoding).")
+  var maxPixels: Int = ImageLimits.defaultMaxPixels
+
   @Option(name: .long, help: "A system message (chat mode only).")
   var system: String?
 
@@ -49,23 +60,30 @@ struct GenerateCommand: AsyncParsableCommand {
   func run() async throws {
     let promptText = try readPrompt()
     let model = try LanguageModel(reference: modelOptions.model)
-    let promptTokens: [Int]
+    let pool = modelOptions.pool
+    let images = try image.map {
+      try model.prepareImage(file: URL(fileURLWithPath: $0), limits: ImageLimits(maxPixels: maxPixels))
+    }
+    var promptTokens: [Int]
     if raw {
       promptTokens = model.tokenizer.encode(promptText)
     } else {
       var messages: [ChatMessage] = []
       if let system { messages.append(ChatMessage(role: .system, content: system)) }
-      messages.append(ChatMessage(role: .user, content: promptText))
+      messages.append(
+        ChatMessage(role: .user, parts: Array(repeating: .image, count: images.count) + [.text(promptText)]))
       promptTokens = model.encodeChat(messages, enableThinking: think)
     }
+    promptTokens = try model.expandImagePlaceholders(promptTokens, images: images)
     let request = GenerationRequest(
       promptTokens: promptTokens, maxTokens: generation.maxTokens,
       sampling: generation.sampling(defaults: model.checkpoint.generationDefaults),
-      stopTokens: model.stopTokens, logprobCount: logprobs)
+      stopTokens: model.stopTokens, logprobCount: logprobs,
+      images: images.isEmpty ? nil : try model.encodeImages(images, pool: pool))
     var state = model.checkpoint.textModel.makeState()
     var detokenizer = StreamingDetokenizer(tokenizer: model.tokenizer, skipSpecialTokens: true)
     let output = StandardOutput()
-    let result = try model.generator(pool: modelOptions.pool).generate(request, state: &state) { token in
+    let result = try model.generator(pool: pool).generate(request, state: &state) { token in
       if !json && !token.isStop { output.write(detokenizer.append(token.id)) }
       return true
     }
@@ -74,6 +92,7 @@ struct GenerateCommand: AsyncParsableCommand {
       let report = GenerateReport(
         model: model.checkpoint.folder.path, promptTokens: promptTokens, tokens: result.tokens, text: text,
         finishReason: result.finishReason.rawValue, logprobs: result.topLogprobs,
+        images: images.isEmpty ? nil : images.map(GenerateReport.Image.init),
         timings: .init(
           loadSeconds: model.loadSeconds, prefillSeconds: result.prefillSeconds, decodeSeconds: result.decodeSeconds,
           prefillTokensPerSecond: Double(promptTokens.count) / max(result.prefillSeconds, 1e-9),
@@ -116,10 +135,33 @@ struct GenerateReport: Encodable {
   var text: String
   var finishReason: String
   var logprobs: [[TokenLogprob]]
+  /// Present only when images were given.
+  var images: [Image]?
   var timings: Timings
 
+  struct Image: Encodable {
+    var file: String
+    var width: Int
+    var height: Int
+    var resizedWidth: Int
+    var resizedHeight: Int
+    var tokens: Int
+    init(_ p: PreparedImage) {
+      file = p.source
+      width = p.width
+      height = p.height
+      resizedWidth = p.resizedWidth
+      resizedHeight = p.resizedHeight
+      tokens = p.tokenCount
+    }
+    enum CodingKeys: String, CodingKey {
+      case file, width, height, resizedWidth = "resized_width", resizedHeight = "resized_height", tokens
+    }
+  }
+
   enum CodingKeys: String, CodingKey {
-    case model, promptTokens = "prompt_tokens", tokens, text, finishReason = "finish_reason", logprobs, timings
+    case model, promptTokens = "prompt_tokens", tokens, text, finishReason = "finish_reason", logprobs, images
+    case timings
   }
 
   func jsonLine() throws -> String {

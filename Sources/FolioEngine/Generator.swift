@@ -40,11 +40,14 @@ public struct GenerationRequest: Sendable {
   public var stopTokens: Set<Int>
   /// Top log-probabilities to report per generated token (0: none).
   public var logprobCount: Int
+  /// Vision features for the prompt's `<|image_pad|>` runs (already expanded in `promptTokens`).
+  public var images: ImageFeatures?
 
   public init(
     promptTokens: [Int], maxTokens: Int, sampling: SamplingParameters = .init(), stopTokens: Set<Int> = [],
-    logprobCount: Int = 0
+    logprobCount: Int = 0, images: ImageFeatures? = nil
   ) {
+    self.images = images
     self.promptTokens = promptTokens
     self.maxTokens = maxTokens
     self.sampling = sampling
@@ -74,7 +77,14 @@ public struct Generator: Sendable {
     var sampler = Sampler(request.sampling)
     let clock = ContinuousClock()
     let prefillStart = clock.now
-    var logits = try model.forward(tokens: request.promptTokens, state: &state, pool: pool)
+    var logits: [Float]
+    if let images = request.images {
+      logits = try model.forward(
+        tokens: request.promptTokens, imageFeatures: images.features, grids: images.grids,
+        imageTokenID: images.imageTokenID, mergeSize: images.mergeSize, state: &state, pool: pool)
+    } else {
+      logits = try model.forward(tokens: request.promptTokens, state: &state, pool: pool)
+    }
     let prefill = prefillStart.duration(to: clock.now)
     var history = request.promptTokens
     var tokens: [Int] = []

@@ -11,6 +11,8 @@ public final class LanguageModel: Sendable {
   public let chatTemplate: ChatTemplate
   /// Tokens that end generation: the checkpoint's end tokens and `<|im_end|>`.
   public let stopTokens: Set<Int>
+  /// The vision tower and its preprocessing, when the checkpoint has them.
+  public let vision: VisionComponents?
   /// Seconds spent loading.
   public let loadSeconds: Double
 
@@ -25,6 +27,7 @@ public final class LanguageModel: Sendable {
     var stops = Set(checkpoint.config.eosTokenIDs + checkpoint.generationDefaults.eosTokenIDs)
     if let imEnd = tokenizer.id(forToken: "<|im_end|>") { stops.insert(imEnd) }
     stopTokens = stops
+    vision = try VisionComponents.load(checkpoint)
     loadSeconds = start.duration(to: clock.now).seconds
   }
 

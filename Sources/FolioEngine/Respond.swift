@@ -1,4 +1,5 @@
 import FolioBase
+import FolioCodecs
 import FolioKernels
 import Foundation
 
@@ -30,18 +31,25 @@ extension LanguageModel {
   /// Answers the conversation `messages` (the model's chat template, generation prompt added) — the call the daemon
   /// makes for every job step. `shouldContinue` is polled between tokens (timeouts, shutdown); returning false
   /// ends generation with `.cancelled`. Reasoning (`<think>…</think>`) is removed from the returned text.
+  /// `images` fill the messages' image parts in order (decoded with `limits`).
   public func respond(
-    to messages: [ChatMessage], options: ResponseOptions = .init(), pool: ComputePool,
-    shouldContinue: @escaping () -> Bool = { true }
+    to messages: [ChatMessage], images: [URL] = [], limits: ImageLimits = .default,
+    options: ResponseOptions = .init(), pool: ComputePool, shouldContinue: @escaping () -> Bool = { true }
   ) throws -> Response {
-    let images = messages.reduce(0) { $0 + $1.imageCount }
-    guard images == 0 else {
-      throw FolioError(.invalidArgument, "this call takes text only; pass images through respond(to:images:…).")
+    let placeholders = messages.reduce(0) { $0 + $1.imageCount }
+    guard placeholders == images.count else {
+      throw FolioError(
+        .invalidArgument, "the messages have \(placeholders) image parts but \(images.count) images were given.")
     }
-    let prompt = encodeChat(messages, enableThinking: options.enableThinking)
+    let prepared = try images.map { try prepareImage(file: $0, limits: limits) }
+    let prompt = try expandImagePlaceholders(
+      encodeChat(messages, enableThinking: options.enableThinking), images: prepared)
+    let features = prepared.isEmpty ? nil : try encodeImages(prepared, pool: pool)
     var state = checkpoint.textModel.makeState()
     let result = try generator(pool: pool).generate(
-      GenerationRequest(promptTokens: prompt, maxTokens: options.maxTokens, sampling: options.sampling, stopTokens: stopTokens),
+      GenerationRequest(
+        promptTokens: prompt, maxTokens: options.maxTokens, sampling: options.sampling, stopTokens: stopTokens,
+        images: features),
       state: &state
     ) { _ in shouldContinue() }
     return Response(
