@@ -4,6 +4,7 @@
   import Darwin
 #endif
 import FolioBase
+import FolioCodecs
 import FolioEngine
 import FolioInbox
 import FolioPipelines
@@ -136,7 +137,9 @@ public final class Daemon: Sendable {
         "model": "\(modelID)", "origin": "\(choice.origin.rawValue)", "folder": "\(model.checkpoint.folder.path)",
         "load_s": "\(String(format: "%.2f", model.loadSeconds))",
       ])
-    return LanguageModelRunner(model: model, modelID: modelID, threads: configuration.threads)
+    return LanguageModelRunner(
+      model: model, modelID: modelID, threads: configuration.threads,
+      imageLimits: ImageLimits(maxPixels: configuration.maxPixels, maxFileBytes: Int(configuration.maxFileBytes)))
   }
 
   /// A stable model id: `Org/Name@revision` for a Hugging Face cache snapshot, else the folder path.

@@ -1,4 +1,5 @@
 import FolioBase
+import FolioCodecs
 import FolioEngine
 import FolioKernels
 import FolioPipelines
@@ -74,10 +75,10 @@ public protocol StepRunner: Sendable {
 /// own (generation is CPU-bound and synchronous), so the daemon's other tasks (heartbeats, the watcher, signals)
 /// keep running.
 public final class LanguageModelRunner: StepRunner {
-  /// THE switch for image steps. The engine's chat call takes text only until the vision path lands on main
-  /// (`respond(to:images:…)`); until then caption/OCR jobs fail with `vision_unavailable`. To enable: set this to
-  /// true and call the image API in ``respondWithImages(_:)`` — nothing else in the daemon changes.
-  public static let supportsImages = false
+  /// THE switch for image steps: when false, caption/OCR jobs fail with `vision_unavailable` (a checkpoint without
+  /// a vision tower also fails that way). The engine's `respond(to:images:…)` is called in
+  /// ``respondWithImages(_:)``; nothing else in the daemon knows about images.
+  public static let supportsImages = true
 
   /// The loaded model.
   public let model: LanguageModel
@@ -85,11 +86,15 @@ public final class LanguageModelRunner: StepRunner {
   public let pool: ComputePool
   public let modelID: String
 
+  /// The image limits (`max_pixels`, `max_file_bytes`) the engine decodes with.
+  public let imageLimits: ImageLimits
+
   /// Wraps a loaded model.
-  public init(model: LanguageModel, modelID: String, threads: Int? = nil) {
+  public init(model: LanguageModel, modelID: String, threads: Int? = nil, imageLimits: ImageLimits = .default) {
     self.model = model
     self.pool = ComputePool(threadCount: threads)
     self.modelID = modelID
+    self.imageLimits = imageLimits
   }
 
   public func countTokens(_ text: String) -> Int { model.tokenizer.encode(text, parseSpecialTokens: false).count }
@@ -126,9 +131,19 @@ public final class LanguageModelRunner: StepRunner {
     return Self.output(response)
   }
 
-  /// The image call. Replace the body with the engine's image API when it lands (see ``supportsImages``).
+  /// The image call: the images first, then the prompt, in one user turn (the order Qwen3.5's template expects).
   func respondWithImages(_ request: StepRequest) throws -> StepOutput {
-    throw FolioError(.visionUnavailable, "image input is not wired to the engine in this build")
+    guard model.checkpoint.config.vision != nil else {
+      throw FolioError(
+        .visionUnavailable,
+        "the model \(modelID) has no vision tower, so it cannot \(request.task.rawValue) images; use a Qwen3.5 "
+          + "checkpoint with its vision weights")
+    }
+    let parts = request.images.map { _ in ChatMessage.Part.image } + [.text(request.prompt)]
+    let response = try model.respond(
+      to: [ChatMessage(role: .user, parts: parts)], images: request.images, limits: imageLimits,
+      options: options(request), pool: pool, shouldContinue: request.shouldContinue)
+    return Self.output(response)
   }
 
   static func output(_ response: Response) -> StepOutput {

@@ -170,7 +170,8 @@ struct DaemonIntakeTests {
     #expect(try await eventually { try await daemon.store.status().succeeded == 1 })
     let document = try #require(try await daemon.store.document(id: 1))
     #expect(document.sizeBytes == Int64(written.utf8.count))
-    #expect(FileManager.default.contents(atPath: home.processed + "/slow.txt") == Data(written.utf8))
+    // The original is moved after the commit that records the result.
+    #expect(try await eventually { FileManager.default.contents(atPath: home.processed + "/slow.txt") == Data(written.utf8) })
     await daemon.requestShutdown()
     _ = try await running.value
   }

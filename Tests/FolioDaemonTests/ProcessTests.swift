@@ -189,11 +189,10 @@ struct ProcessTests {
     #expect(status == 0, "\(run.stderr)")
     #expect(run.stderr.contains("falling back to the bundled TEST model"))
     #expect(run.stdout.contains("bundled TEST model (random weights)"))
-    #expect(run.stdout.contains("vision_unavailable"))
     #expect(try FileManager.default.subpathsOfDirectory(atPath: samples).sorted() == before)
     let store = try home.store()
     #expect(try await store.status().documents == before.filter { $0.contains(".") }.count)
-    #expect(try await store.results().count == 6)
+    #expect(try await store.results().count == 12)  // 6 summaries, 3 captions, 3 OCR transcriptions
     let sets = try await store.sets().map(\.setName)
     #expect(sets == ["contracts", "default"])
   }
