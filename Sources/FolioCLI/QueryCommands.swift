@@ -89,13 +89,13 @@ struct ResultFilterOptions: ParsableArguments {
   @Option(name: .long, help: "Only this step.") var step: String?
   @Option(name: .long, help: "Only this document id.") var document: Int64?
   @Option(name: .long, help: "Only this language (translations).") var language: String?
-  @Option(name: .long, help: "Only results of this model id.") var model: String?
+  @Option(name: .long, help: "Only results of this model id.") var modelID: String?
   @Flag(name: .long, help: "Include results of older generations (before a reprocess).") var allGenerations = false
   @Option(name: .long, help: "At most this many.") var limit: Int = 100
 
   var filter: ResultFilter {
     ResultFilter(
-      documentID: document, setName: set, pipeline: pipeline, step: step, language: language, modelID: model,
+      documentID: document, setName: set, pipeline: pipeline, step: step, language: language, modelID: modelID,
       latestOnly: !allGenerations, limit: limit)
   }
 }

@@ -83,7 +83,7 @@ struct ReprocessCommand: AsyncParsableCommand {
   @OptionGroup var settings: ConfigurationOptions
   @Option(name: .long, help: "Only this pipeline.") var pipeline: String?
   @Option(name: .long, help: "Only this step (and the steps it reads).") var step: String?
-  @Option(name: .long, help: "Only documents with results of this model id.") var model: String?
+  @Option(name: .long, help: "Only documents with results of this model id.") var modelID: String?
   @Option(name: .long, help: "Only this document id.") var document: Int64?
   @Option(name: .customLong("set"), help: "Only this document set.") var setName: String?
   @Flag(name: .long, help: "Only results made by an older version of --pipeline.") var stale = false
@@ -91,8 +91,8 @@ struct ReprocessCommand: AsyncParsableCommand {
   @Flag(name: .long, help: "Print JSON.") var json = false
 
   func validate() throws {
-    if pipeline == nil && step == nil && model == nil && document == nil && setName == nil {
-      throw ValidationError("choose what to reprocess: --pipeline, --step, --model, --document and/or --set")
+    if pipeline == nil && step == nil && modelID == nil && document == nil && setName == nil {
+      throw ValidationError("choose what to reprocess: --pipeline, --step, --model-id, --document and/or --set")
     }
   }
 
@@ -109,7 +109,7 @@ struct ReprocessCommand: AsyncParsableCommand {
   func run() async throws {
     let workspace = try Workspace.open(try settings.resolve())
     let done = try await workspace.reprocess(
-      pipeline: pipeline, step: step, modelID: model, documentID: document, setName: setName,
+      pipeline: pipeline, step: step, modelID: modelID, documentID: document, setName: setName,
       olderThanVersion: stale, dryRun: dryRun)
     if json {
       try Output.json(done.map { Line(documentID: $0.documentID, pipeline: $0.pipelineName, jobs: $0.jobIDs) })

@@ -196,4 +196,50 @@ struct ProcessTests {
     let sets = try await store.sets().map(\.setName)
     #expect(sets == ["contracts", "default"])
   }
+
+  @Test("every command parses its options (no clashing flags)")
+  func helpForEveryCommand() async throws {
+    let commands = [
+      ["daemon"], ["status"], ["results", "list"], ["results", "show"], ["results", "search"], ["results", "export"],
+      ["jobs", "list"], ["jobs", "retry"], ["reprocess"], ["translate"], ["sets", "list"], ["add"],
+      ["pipelines", "validate"], ["doctor"],
+    ]
+    for command in commands {
+      let run = try Running(command + ["--help"])
+      #expect(try await run.wait() == 0, "\(command): \(run.stdout)\(run.stderr)")
+    }
+  }
+
+  @Test("the query commands read a processed home: tables by default, JSON for scripts")
+  func queryCommands() async throws {
+    let home = try TestHome()
+    try write(home.inbox + "/contracts/a.txt", "A contract about rent.")
+    try write(home.inbox + "/b.md", "# Notes")
+    let once = try Running(Self.daemonArguments(home, once: true))
+    #expect(try await once.wait() == 0, "\(once.stderr)")
+    let h = ["--home", home.path, "--pipelines", home.pipelines]
+    let status = try Running(["status"] + h)
+    #expect(try await status.wait() == 0)
+    #expect(status.stdout.contains("Documents  2"), "\(status.stdout)\(status.stderr)")
+    let list = try Running(["results", "list", "--json", "--set", "contracts"] + h)
+    #expect(try await list.wait() == 0)
+    let rows = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
+    #expect(rows?.count == 1)
+    #expect(rows?.first?["model_id"] as? String == PathNamesForTest.standard(tinyModel))
+    let csv = try Running(["results", "export", "--format", "csv"] + h)
+    #expect(try await csv.wait() == 0)
+    #expect(csv.stdout.hasPrefix("result_id,document_id,set_name"))
+    let sets = try Running(["sets", "list"] + h)
+    #expect(try await sets.wait() == 0)
+    #expect(sets.stdout.contains("contracts") && sets.stdout.contains("default"))
+    let jobs = try Running(["jobs", "list", "--status", "succeeded"] + h)
+    #expect(try await jobs.wait() == 0)
+    #expect(jobs.stdout.contains("documents/summary"))
+    let reprocess = try Running(["reprocess", "--pipeline", "documents", "--document", "1"] + h)
+    #expect(try await reprocess.wait() == 0)
+    #expect(reprocess.stdout.contains("1 job(s) queued"), "\(reprocess.stdout)\(reprocess.stderr)")
+    let doctor = try Running(["doctor", "--model", tinyModel] + h)
+    #expect(try await doctor.wait() == 0, "\(doctor.stdout)")
+    #expect(doctor.stdout.contains("ok    database"))
+  }
 }
