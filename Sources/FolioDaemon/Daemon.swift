@@ -331,6 +331,8 @@ struct IntakeService: Service {
     let intake = daemon.intake
     let logger = daemon.logger
     let watch = Task { await watcher.run() }
+    // Whatever ends intake (the inbox is done, shutdown, an error), the runner must learn it (`--once` waits for it).
+    defer { daemon.state.finishIntake() }
     try await withTaskCancellationOrGracefulShutdownHandler {
       for await event in watcher.events {
         switch event {
@@ -369,7 +371,6 @@ struct IntakeService: Service {
       watch.cancel()
     }
     watch.cancel()
-    daemon.state.finishIntake()
   }
 }
 

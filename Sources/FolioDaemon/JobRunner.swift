@@ -42,11 +42,7 @@ final class RuntimeState: @unchecked Sendable {
   }
 
   func register(_ id: Int64, _ control: JobControl) {
-    let stopNow = lock.withLock {
-      controls[id] = control
-      return false
-    }
-    if stopNow { control.request(.shutdown) }
+    lock.withLock { controls[id] = control }
   }
 
   func unregister(_ id: Int64) {
