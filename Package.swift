@@ -17,6 +17,7 @@ let package = Package(
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
   ],
   targets: [
     .target(name: "FolioBase"),
@@ -45,10 +46,20 @@ let package = Package(
         "FolioBase", "FolioTensors", "FolioKernels", "FolioTokenizer", "FolioModel", "FolioCodecs",
         .product(name: "Logging", package: "swift-log"),
       ]),
+    // The daemon (issue 4): configuration, intake → jobs → engine → results, scheduler, commands' logic.
+    .target(
+      name: "FolioDaemon",
+      dependencies: [
+        "FolioBase", "FolioPipelines", "FolioStore", "FolioInbox", "FolioEngine", "FolioModel", "FolioKernels",
+        "FolioCodecs", .product(name: "Yams", package: "Yams"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ]),
     .target(
       name: "FolioCLI",
       dependencies: [
-        "FolioBase", "FolioEngine", "FolioTokenizer", "FolioModel", "FolioCodecs",
+        "FolioBase", "FolioEngine", "FolioTokenizer", "FolioModel", "FolioCodecs", "FolioDaemon", "FolioPipelines",
+        "FolioStore", "FolioInbox",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -62,5 +73,8 @@ let package = Package(
     .testTarget(name: "FolioPipelinesTests", dependencies: ["FolioPipelines"]),
     .testTarget(name: "FolioStoreTests", dependencies: ["FolioStore"]),
     .testTarget(name: "FolioInboxTests", dependencies: ["FolioInbox"]),
+    .testTarget(
+      name: "FolioDaemonTests",
+      dependencies: ["FolioDaemon", "FolioStore", "FolioPipelines", "FolioInbox", "FolioEngine", "FolioBase"]),
   ]
 )

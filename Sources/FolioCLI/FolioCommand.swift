@@ -8,7 +8,11 @@ public struct FolioCommand: AsyncParsableCommand {
     commandName: "folio",
     abstract: "Local document processing with Qwen3.5 on the CPU.",
     version: "0.1.0",
-    subcommands: [GenerateCommand.self, TokenizeCommand.self, BenchCommand.self])
+    subcommands: [
+      DaemonCommand.self, StatusCommand.self, ResultsCommand.self, JobsCommand.self, ReprocessCommand.self,
+      TranslateCommand.self, SetsCommand.self, AddCommand.self, PipelinesCommand.self, DoctorCommand.self,
+      GenerateCommand.self, TokenizeCommand.self, BenchCommand.self,
+    ])
 
   public init() {}
 }

@@ -15,8 +15,35 @@ enum StoreSchema {
       db in
       try db.execute(sql: v1)
     }
+    migrator.registerMigration("v2: intake failures") { db in
+      try db.execute(sql: v2)
+    }
     return migrator
   }
+
+  /// Files the daemon took out of the inbox but could not record as documents (empty, not UTF-8, unsupported,
+  /// corrupt image, rejected duplicate…): one row each, so `folio status` and `sqlite3` show them (lessons row 5).
+  static let v2 = """
+    CREATE TABLE intake_failure (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      original_path TEXT NOT NULL CHECK (original_path <> ''),
+      relative_path TEXT NOT NULL CHECK (relative_path <> ''),
+      set_name TEXT NOT NULL CHECK (set_name <> ''),
+      sha256 TEXT CHECK (sha256 IS NULL OR length(sha256) = 64),
+      size_bytes INTEGER CHECK (size_bytes IS NULL OR size_bytes >= 0),
+      error_code TEXT NOT NULL CHECK (error_code <> ''),
+      error_message TEXT NOT NULL,
+      duplicate_of INTEGER REFERENCES document(id) ON DELETE SET NULL,
+      final_path TEXT,
+      created_at TEXT NOT NULL
+    );
+    CREATE INDEX intake_failure_created ON intake_failure(created_at);
+
+    CREATE VIEW v_intake_failures AS
+    SELECT id AS failure_id, set_name, relative_path, original_path, final_path, sha256, size_bytes, error_code,
+           error_message, duplicate_of, created_at
+    FROM intake_failure;
+    """
 
   static let v1 = """
     CREATE TABLE document (
