@@ -107,11 +107,19 @@ public final class Store: Sendable {
         }
         return
       }
-      do {
-        try migrator.migrate(writer)
-      } catch {
-        // Another process may have applied the same migration between our check and our write: that is success.
-        guard try writer.read(migrator.hasCompletedMigrations) else { throw error }
+      // Another process may be applying the same migrations right now (each runs in its own transaction, so we can
+      // see some of them done and collide with the next). Retry until the other process is through.
+      var attempt = 0
+      while true {
+        do {
+          try migrator.migrate(writer)
+          break
+        } catch {
+          if try writer.read(migrator.hasCompletedMigrations) { break }
+          attempt += 1
+          if attempt >= 50 { throw error }
+          usleep(100_000)
+        }
       }
     } catch let error as FolioError {
       throw error

@@ -72,7 +72,8 @@ struct ProcessTests {
   }
 
   /// Enough paragraphs (one request each) that the job is still running when the test strikes.
-  static let paragraphCount = 120
+  /// (400 × 48 tokens: seconds of work even on a fast machine, so a starved polling task still strikes mid-job.)
+  static let paragraphCount = 400
 
   /// A text of `count` short paragraphs: each is one segment, one translation request.
   static func paragraphs(_ count: Int) -> String {
