@@ -252,23 +252,40 @@ public final class VisionEncoder: Sendable {
       }
     }
     let scale = 1 / Float(d).squareRoot()
+    // Per image segment and head: gather K [n, d] and Vᵀ [d, n] contiguously, then for blocks of queries compute
+    // S = Q·Kᵀ and O = softmax(S)·V with the blocked linear kernels. Memory stays O(block · n), not O(n²).
+    let queryBlock = 256
     for segment in segments {
-      pool.parallelFor(segment.count * heads) { range in
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: segment.count)
-        defer { scores.deallocate() }
-        for item in range {
-          let p = segment.lowerBound + item / heads
-          let head = item % heads
-          let q = qkv.pointer + p * 3 * h + head * d
-          for (s, other) in segment.enumerated() {
-            scores[s] = Dot.float(q, qkv.pointer + other * 3 * h + h + head * d, count: d) * scale
+      let n = segment.count
+      let keys = FloatBuffer(count: n * d)
+      let valuesT = FloatBuffer(count: d * n)
+      let queries = FloatBuffer(count: min(queryBlock, n) * d)
+      let scores = FloatBuffer(count: min(queryBlock, n) * n)
+      let output = FloatBuffer(count: min(queryBlock, n) * d)
+      for head in 0..<heads {
+        for (j, p) in segment.enumerated() {
+          let row = qkv.pointer + p * 3 * h
+          (keys.pointer + j * d).update(from: row + h + head * d, count: d)
+          for c in 0..<d { valuesT.pointer[c * n + j] = row[2 * h + head * d + c] }
+        }
+        let keyMatrix = WeightMatrix(
+          base: UnsafeRawPointer(keys.pointer), rows: n, columns: d, elementType: .float32, owner: keys)
+        let valueMatrix = WeightMatrix(
+          base: UnsafeRawPointer(valuesT.pointer), rows: d, columns: n, elementType: .float32, owner: valuesT)
+        var start = 0
+        while start < n {
+          let count = min(queryBlock, n - start)
+          for i in 0..<count {
+            let q = qkv.pointer + (segment.lowerBound + start + i) * 3 * h + head * d
+            for c in 0..<d { queries.pointer[i * d + c] = q[c] * scale }
           }
-          Elementwise.softmax(scores, count: segment.count)
-          let o = out.pointer + p * h + head * d
-          o.initialize(repeating: 0, count: d)
-          for (s, other) in segment.enumerated() {
-            Elementwise.addScaled(o, qkv.pointer + other * 3 * h + 2 * h + head * d, scores[s], count: d)
+          MatMul.linear(queries.pointer, tokens: count, weight: keyMatrix, into: scores.pointer, pool: pool)
+          for i in 0..<count { Elementwise.softmax(scores.pointer + i * n, count: n) }
+          MatMul.linear(scores.pointer, tokens: count, weight: valueMatrix, into: output.pointer, pool: pool)
+          for i in 0..<count {
+            (out.pointer + (segment.lowerBound + start + i) * h + head * d).update(from: output.pointer + i * d, count: d)
           }
+          start += count
         }
       }
     }

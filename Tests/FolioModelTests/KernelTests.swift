@@ -54,3 +54,19 @@ struct KernelTests {
     }
   }
 }
+
+@Suite("Softmax")
+struct SoftmaxTests {
+  @Test(arguments: [1, 7, 8, 100, 3072])
+  func matchesDoublePrecision(count: Int) {
+    var generator = SystemRandomNumberGenerator()
+    let values = (0..<count).map { _ in Float.random(in: -30...30, using: &generator) }
+    let maximum = Double(values.max() ?? 0)
+    let exps = values.map { Foundation.exp(Double($0) - maximum) }
+    let total = exps.reduce(0, +)
+    var ours = values
+    ours.withUnsafeMutableBufferPointer { Elementwise.softmax($0.baseAddress!, count: count) }
+    for (o, e) in zip(ours, exps) { #expect(abs(Double(o) - e / total) <= 2e-6 * (e / total) + 1e-30) }
+    #expect(abs(ours.reduce(0, +) - 1) < 1e-5)
+  }
+}

@@ -17,3 +17,6 @@ int folio_set_kernel_path(int path);
 /// `w` points at row 0 of a row-major [rows, cols] matrix of `type`; x and y are fp32; accumulation is fp32.
 void folio_linear_rows(const float *x, size_t tokens, const void *w, int type, size_t cols, size_t row_begin,
                        size_t row_end, float *y, size_t ldy);
+
+/// In-place numerically stable softmax over n floats: exp(x - max) / Σ, with a vectorised exp accurate to a few ulp.
+void folio_softmax(float *x, size_t n);

@@ -1,0 +1,94 @@
+// Softmax with a vectorised exp (Cephes-style: exp(x) = 2^k · e^r, |r| ≤ ln2/2, degree-6 polynomial for e^r;
+// relative error a few ulp over the range softmax needs, x ≤ 0).
+#include "CFolioKernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FOLIO_X86 1
+#endif
+
+static const float LOG2E = 1.44269504088896341f;
+static const float LN2_HI = 0.693359375f;
+static const float LN2_LO = -2.12194440e-4f;
+static const float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+                   P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+
+static inline float exp_scalar(float x) {
+  if (x < -87.3f) return 0.0f;
+  float k = floorf(x * LOG2E + 0.5f);
+  float r = x - k * LN2_HI - k * LN2_LO;
+  float p = ((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5;
+  p = p * r * r + r + 1.0f;
+  return ldexpf(p, (int)k);
+}
+
+#if FOLIO_X86
+__attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  __m256 k = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(LOG2E), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LN2_HI), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LN2_LO), r);
+  __m256 p = _mm256_set1_ps(P0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, size_t n) {
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  float m[8];
+  _mm256_storeu_ps(m, vmax);
+  float maximum = -INFINITY;
+  for (int j = 0; j < 8; j++) maximum = m[j] > maximum ? m[j] : maximum;
+  for (size_t j = i; j < n; j++) maximum = x[j] > maximum ? x[j] : maximum;
+  __m256 shift = _mm256_set1_ps(maximum);
+  __m256 vsum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift));
+    _mm256_storeu_ps(x + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  float s[8];
+  _mm256_storeu_ps(s, vsum);
+  float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (size_t j = i; j < n; j++) {
+    x[j] = exp_scalar(x[j] - maximum);
+    sum += x[j];
+  }
+  __m256 inverse = _mm256_set1_ps(1.0f / sum);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inverse));
+  for (size_t j = i; j < n; j++) x[j] *= 1.0f / sum;
+}
+#endif
+
+static void softmax_portable(float *x, size_t n) {
+  float maximum = -INFINITY;
+  for (size_t i = 0; i < n; i++) maximum = x[i] > maximum ? x[i] : maximum;
+  float sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    x[i] = exp_scalar(x[i] - maximum);
+    sum += x[i];
+  }
+  float inverse = 1.0f / sum;
+  for (size_t i = 0; i < n; i++) x[i] *= inverse;
+}
+
+void folio_softmax(float *x, size_t n) {
+  if (n == 0) return;
+#if FOLIO_X86
+  if (folio_kernel_path() != FOLIO_PATH_PORTABLE) {
+    softmax_avx2(x, n);
+    return;
+  }
+#endif
+  softmax_portable(x, n);
+}
