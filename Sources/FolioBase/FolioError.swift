@@ -125,3 +125,12 @@ extension FolioError.Code {
   /// A full-text search query is not valid FTS5 syntax.
   public static let invalidQuery = FolioError.Code(rawValue: "invalid_query")
 }
+
+// MARK: - Daemon residency and queue codes (issue 4, "Model residency" in inbox-lessons)
+//
+// Owned by FolioDaemon. Written into `intake_failure.error_code` and shown by `folio status` and `folio add`.
+extension FolioError.Code {
+  /// The job queue holds `max_queued_jobs` waiting jobs: the file stays where it is and is taken once the queue
+  /// drains (raise `max_queued_jobs`, or wait).
+  public static let queueFull = FolioError.Code(rawValue: "queue_full")
+}

@@ -88,6 +88,14 @@ struct ConfigurationOptions: ParsableArguments {
   @Option(name: .long, help: "Time a running job gets to finish at SIGTERM before it is checkpointed (default 30s).")
   var shutdownGrace: String?
 
+  @Option(
+    name: .long,
+    help: "Idle time before the model is unloaded: 5m, 0 (when the queue drains), forever or =-1 (default 30m).")
+  var keepAlive: String?
+
+  @Option(name: .long, help: "Most jobs waiting in the queue; beyond it new files stay in the inbox (default 10000).")
+  var maxQueuedJobs: String?
+
   @Option(name: .long, help: "Log format: text or json (default text).")
   var logFormat: String?
 
@@ -105,7 +113,7 @@ struct ConfigurationOptions: ParsableArguments {
       ("max_file_bytes", maxFileBytes), ("max_pixels", maxPixels), ("concurrency", concurrency),
       ("lease_duration", leaseDuration), ("max_attempts", maxAttempts), ("segment_tokens", segmentTokens),
       ("max_step_timeout", maxStepTimeout), ("shutdown_grace", shutdownGrace), ("log_format", logFormat),
-      ("log_level", logLevel),
+      ("log_level", logLevel), ("keep_alive", keepAlive), ("max_queued_jobs", maxQueuedJobs),
     ]
     for (key, value) in pairs { if let value { values[key] = value } }
     if allowTestModel { values["allow_test_model"] = "true" }

@@ -25,6 +25,8 @@ public struct DaemonRunReport: Sendable {
   public var recoveredClaims = 0
   /// Jobs requeued at startup because their worker had died.
   public var requeuedJobs: [Int64] = []
+  /// Inbox-relative paths held back because the queue was full (`queue_full`), once each.
+  public var heldForFullQueue: [String] = []
 }
 
 /// The Folio daemon: startup checks, one resident model, the inbox (watcher → intake → jobs), the job runner and
@@ -41,16 +43,20 @@ public final class Daemon: Sendable {
     public var now: @Sendable () -> Date
     /// The clock the watcher measures stability windows with.
     public var clock: any Clock<Duration>
+    /// How often the daemon refreshes its `daemon_instance` row and checks `keep_alive` (also after every job).
+    /// 10 s: `folio status` calls a daemon stale after ``Daemon/staleAfter`` (six missed heartbeats).
+    public var heartbeatInterval: Duration
 
     /// Options; by default a long-running daemon on real time.
     public init(
       once: Bool = false, handlesSignals: Bool = false, now: @escaping @Sendable () -> Date = { Date() },
-      clock: any Clock<Duration> = ContinuousClock()
+      clock: any Clock<Duration> = ContinuousClock(), heartbeatInterval: Duration = .seconds(10)
     ) {
       self.once = once
       self.handlesSignals = handlesSignals
       self.now = now
       self.clock = clock
+      self.heartbeatInterval = heartbeatInterval
     }
   }
 
@@ -60,9 +66,17 @@ public final class Daemon: Sendable {
   public let store: Store
   /// The pipelines loaded at startup.
   public let pipelines: [Pipeline]
-  /// The model door.
-  public let runner: any StepRunner
+  /// The resident model (loaded at start, unloaded after `keep_alive` without work, reloaded on demand).
+  public let model: ResidentModel
+  /// The model door every request goes through (the resident model).
+  public var runner: any StepRunner { model }
+  /// This process's row in `daemon_instance`: `folio@HOST:PID/` and a random suffix.
+  public let instanceID = "\(JobRunner.ownerPrefix)/\(UUID().uuidString.prefix(8).lowercased())"
+  /// A heartbeat older than this marks a daemon stale in `folio status` (six default heartbeat intervals).
+  public static let staleAfter: TimeInterval = 60
+  let startedAt: Date
   let options: Options
+  let deferred = DeferredIntake()
   let logger: Logger
   let ledger = InboxLedger()
   let state = RuntimeState()
@@ -80,10 +94,13 @@ public final class Daemon: Sendable {
   /// (the error carries the full validation report); the folders exist or can be created and are usable by this
   /// user; the database opens; the model loads (unless `runner` is given).
   ///
-  /// - Parameter runner: a ``StepRunner`` to use instead of loading the configured model (tests).
+  /// - Parameters:
+  ///   - runner: a ``StepRunner`` to use instead of loading the configured model (tests).
+  ///   - modelLoader: how to load `runner` again after a `keep_alive` unload (tests count loads); by default the
+  ///     same runner is reused.
   public static func start(
     configuration: DaemonConfiguration, options: Options = Options(), runner: (any StepRunner)? = nil,
-    logger: Logger = Logger(label: "folio")
+    modelLoader: (@Sendable () throws -> any StepRunner)? = nil, logger: Logger = Logger(label: "folio")
   ) async throws -> Daemon {
     let layout = configuration.layout
     try layout.validate(ignoreRules: IgnoreRules(patterns: configuration.ignorePatterns))
@@ -103,15 +120,32 @@ public final class Daemon: Sendable {
     }
     let store = try Store.open(path: configuration.database, now: options.now)
     logger.info("database open", metadata: ["path": "\(configuration.database)"])
-    let stepRunner: any StepRunner
+    let model: ResidentModel
     if let runner {
-      stepRunner = runner
+      let reload = modelLoader ?? { runner }
+      model = ResidentModel(
+        initial: LoadedModel(runner: runner, origin: "injected"),
+        loader: { LoadedModel(runner: try reload(), origin: "injected") }, now: options.now)
     } else {
-      stepRunner = try loadModel(configuration: configuration, logger: logger)
+      let initial = try loadResidentModel(configuration: configuration, logger: logger)
+      model = ResidentModel(
+        initial: initial, loader: { try loadResidentModel(configuration: configuration, logger: logger) },
+        now: options.now)
     }
     return Daemon(
-      configuration: configuration, store: store, pipelines: pipelines, runner: stepRunner, options: options,
+      configuration: configuration, store: store, pipelines: pipelines, model: model, options: options,
       logger: logger)
+  }
+
+  /// Loads the configured model with what `folio status` shows about it (folder, origin) and a token counter
+  /// that keeps only the tokenizer.
+  static func loadResidentModel(configuration: DaemonConfiguration, logger: Logger) throws -> LoadedModel {
+    let choice = try ModelResolver.resolve(configuration.model, allowTestModel: configuration.allowTestModel)
+    let runner = try loadModel(configuration: configuration, logger: logger)
+    let tokenizer = runner.model.tokenizer
+    return LoadedModel(
+      runner: runner, path: runner.model.checkpoint.folder.path, origin: choice.origin.rawValue,
+      countTokens: { tokenizer.encode($0, parseSpecialTokens: false).count })
   }
 
   /// Resolves and loads the configured model, saying which one and where it came from.
@@ -156,15 +190,24 @@ public final class Daemon: Sendable {
   }
 
   init(
-    configuration: DaemonConfiguration, store: Store, pipelines: [Pipeline], runner: any StepRunner,
+    configuration: DaemonConfiguration, store: Store, pipelines: [Pipeline], model: ResidentModel,
     options: Options, logger: Logger
   ) {
     self.configuration = configuration
     self.store = store
     self.pipelines = pipelines
-    self.runner = runner
+    self.model = model
     self.options = options
     self.logger = logger
+    self.startedAt = options.now()
+    model.setReloadHandler { [logger] took in
+      logger.info(
+        "model loaded again for new work",
+        metadata: [
+          "model": "\(model.modelID)", "load_s": "\(String(format: "%.2f", took.seconds))",
+          "rss_mib": "\(ProcessMemory.residentMiB().map { String(format: "%.0f", $0) } ?? "?")",
+        ])
+    }
   }
 
   var intake: Intake {
@@ -244,13 +287,17 @@ public final class Daemon: Sendable {
 
     let intakeService = IntakeService(daemon: self)
     let runnerService = RunnerService(daemon: self)
+    let residencyService = ResidencyService(daemon: self)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
     if options.once {
       try await scheduler.tick()
+      services.append(.init(service: residencyService, successTerminationBehavior: .ignore))
       services.append(.init(service: runnerService, successTerminationBehavior: .gracefullyShutdownGroup))
       services.append(.init(service: intakeService, successTerminationBehavior: .ignore))
     } else {
-      // Shutdown runs in reverse order: intake stops first, then the scheduler, then the running job finishes.
+      // Shutdown runs in reverse order: intake stops first, then the scheduler, then the running job finishes,
+      // and the daemon's status row goes last.
+      services.append(.init(service: residencyService))
       services.append(.init(service: runnerService))
       services.append(.init(service: SchedulerService(daemon: self, scheduler: scheduler)))
       services.append(.init(service: intakeService))
@@ -328,35 +375,28 @@ struct IntakeService: Service {
       inbox: configuration.inbox, configuration: configuration.watcherConfiguration(once: daemon.options.once),
       ledger: daemon.ledger, clock: daemon.options.clock)
     let processor = daemon.intakeProcessor
-    let intake = daemon.intake
     let logger = daemon.logger
+    let deferred = daemon.deferred
+    let state = daemon.state
     let watch = Task { await watcher.run() }
+    // Files held back while the queue was full are taken again whenever a job finishes and the queue has room.
+    let retry = Task {
+      while !Task.isCancelled {
+        await state.wait(timeout: .seconds(1))
+        guard deferred.isPaused, !state.isShuttingDown,
+          (try? await processor.queueCapacityError()).map({ $0 == nil }) ?? false
+        else { continue }
+        logger.notice("the queue has room again; taking the files held back", metadata: ["files": "\(deferred.count)"])
+        for candidate in deferred.takeAll() { await take(candidate, watcher: watcher) }
+      }
+    }
     // Whatever ends intake (the inbox is done, shutdown, an error), the runner must learn it (`--once` waits for it).
     defer { daemon.state.finishIntake() }
-    try await withTaskCancellationOrGracefulShutdownHandler {
+    await withTaskCancellationOrGracefulShutdownHandler {
       for await event in watcher.events {
         switch event {
         case .ready(let candidate):
-          do {
-            let claimed = try intake.claim(candidate)
-            let outcome = try await processor.handle(claimed)
-            daemon.report.update { report in
-              switch outcome {
-              case .recorded(let id, _): report.documentIDs.append(id)
-              case .linked(let id, let original): report.linked.append((id, original))
-              case .refused(let error): report.refused.append((claimed.relativePath, error))
-              }
-            }
-            daemon.state.notify()
-          } catch let error as FolioError {
-            watcher.release(candidate.path)
-            logger.warning(
-              "file not taken",
-              metadata: ["path": "\(candidate.relativePath)", "code": "\(error.code)", "message": "\(error.message)"])
-          } catch {
-            watcher.release(candidate.path)
-            logger.error("intake failed", metadata: ["path": "\(candidate.relativePath)", "error": "\(error)"])
-          }
+          await take(candidate, watcher: watcher)
         case .vanished(let path):
           logger.info("file vanished before it was taken", metadata: ["path": "\(path)"])
         case .rejected(let path, let error):
@@ -367,10 +407,64 @@ struct IntakeService: Service {
           logger.notice("\(text)")
         }
       }
+      // `--once`: the inbox is done, but files held back for a full queue are still to be taken as it drains.
+      while deferred.isPaused && !state.isShuttingDown && !Task.isCancelled {
+        await state.wait(timeout: .milliseconds(200))
+      }
     } onCancelOrGracefulShutdown: {
       watch.cancel()
+      retry.cancel()
     }
     watch.cancel()
+    retry.cancel()
+    // Held files stay in the inbox untouched; the next start (or rescan) finds them again.
+    for candidate in deferred.takeAll() { watcher.release(candidate.path) }
+  }
+
+  /// Claims a stable file and records it, or holds it back untouched when the queue is full.
+  func take(_ candidate: InboxCandidate, watcher: InboxWatcher) async {
+    let processor = daemon.intakeProcessor
+    let logger = daemon.logger
+    do {
+      if let full = try await processor.queueCapacityError() {
+        if daemon.deferred.add(candidate) {
+          let first = daemon.report.lock.withLock {
+            if daemon.report.value.heldForFullQueue.contains(candidate.relativePath) { return false }
+            daemon.report.value.heldForFullQueue.append(candidate.relativePath)
+            return true
+          }
+          if first {
+            logger.warning(
+              "queue full: file left in the inbox until the queue drains",
+              metadata: ["path": "\(candidate.relativePath)", "code": "\(full.code)", "message": "\(full.message)"])
+            _ = try? await daemon.store.recordIntakeFailure(
+              IntakeFailure(
+                originalPath: candidate.path, relativePath: candidate.relativePath, setName: candidate.documentSet,
+                sha256: nil, sizeBytes: nil, errorCode: full.code.rawValue, errorMessage: full.message,
+                finalPath: candidate.path))
+          }
+        }
+        return
+      }
+      let claimed = try daemon.intake.claim(candidate)
+      let outcome = try await processor.handle(claimed)
+      daemon.report.update { report in
+        switch outcome {
+        case .recorded(let id, _): report.documentIDs.append(id)
+        case .linked(let id, let original): report.linked.append((id, original))
+        case .refused(let error): report.refused.append((claimed.relativePath, error))
+        }
+      }
+      daemon.state.notify()
+    } catch let error as FolioError {
+      watcher.release(candidate.path)
+      logger.warning(
+        "file not taken",
+        metadata: ["path": "\(candidate.relativePath)", "code": "\(error.code)", "message": "\(error.message)"])
+    } catch {
+      watcher.release(candidate.path)
+      logger.error("intake failed", metadata: ["path": "\(candidate.relativePath)", "error": "\(error)"])
+    }
   }
 }
 

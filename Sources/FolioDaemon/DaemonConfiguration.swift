@@ -71,6 +71,11 @@ public struct DaemonConfiguration: Sendable {
   public var maxStepTimeout: Duration
   /// How long a running job may take to finish after SIGTERM/SIGINT before it is checkpointed and requeued.
   public var shutdownGrace: Duration
+  /// How long the model stays loaded without work before it is unloaded (nil: never; zero: as soon as the queue
+  /// drains). It is loaded again for the next job.
+  public var keepAlive: Duration?
+  /// The most jobs waiting in the queue; beyond it intake refuses new documents (`queue_full`) until it drains.
+  public var maxQueuedJobs: Int
   /// Log line format.
   public var logFormat: LogFormat
   /// Lowest level logged.
@@ -124,6 +129,8 @@ public struct DaemonConfiguration: Sendable {
     ("segment_tokens", "most tokens per text segment (default 1024)"),
     ("max_step_timeout", "cap on every step's timeout (default 1h)"),
     ("shutdown_grace", "time a running job gets to finish at SIGTERM (default 30s)"),
+    ("keep_alive", "idle time before the model is unloaded: 5m, 0 = when the queue drains, -1/forever = never (default 30m)"),
+    ("max_queued_jobs", "most jobs waiting; beyond it new files stay in the inbox (queue_full) (default 10000)"),
     ("log_format", "text | json (default text)"),
     ("log_level", "trace | debug | info | notice | warning | error (default info)"),
     ("ignore", "list of names never taken (default *.part *.filepart *.crdownload *.tmp ~$* .*)"),
@@ -275,6 +282,12 @@ public struct DaemonConfiguration: Sendable {
       maxStepTimeout: try duration("max_step_timeout", default: .seconds(3600)),
       // systemd waits 90 s (TimeoutStopSec) before SIGKILL; 30 s leaves room to checkpoint and close.
       shutdownGrace: try duration("shutdown_grace", default: .seconds(30)),
+      // Ollama's default keep-alive is 5 m; Folio's jobs arrive in bursts (a scanner batch, a nightly run), and a
+      // reload costs seconds on 2 cores, so 30 m keeps the model through a batch and frees memory overnight.
+      keepAlive: .seconds(1800),
+      // 10 000 jobs: a large batch (thousands of files, a few jobs each) fits; beyond it the queue only grows
+      // memory-free in SQLite but status and `folio jobs list` become unwieldy (inbox-lessons, "Model residency").
+      maxQueuedJobs: try integer("max_queued_jobs", default: 10_000, minimum: 1),
       logFormat: try choice("log_format", default: .text, ["text": .text, "json": .json]),
       logLevel: try choice(
         "log_level", default: .info,
@@ -283,6 +296,12 @@ public struct DaemonConfiguration: Sendable {
     if let entry = raw("threads") {
       guard let n = Int(entry.value), n >= 1 else { throw invalid("threads", entry, "a whole number ≥ 1") }
       configuration.threads = n
+    }
+    if let entry = raw("keep_alive") {
+      guard let parsed = parseKeepAlive(entry.value) else {
+        throw invalid("keep_alive", entry, "a duration such as 5m or 1h, 0 (unload when the queue drains), or -1/forever")
+      }
+      configuration.keepAlive = parsed
     }
     if let entry = raw("max_file_bytes") {
       guard let n = parseByteCount(entry.value), n >= 1 else {
@@ -340,6 +359,15 @@ public struct DaemonConfiguration: Sendable {
     }
     if let v = Double(t), v >= 0, v.isFinite { return .milliseconds(Int64(v * 1000)) }
     return nil
+  }
+
+  /// `keep_alive` values: a duration or `0` (`.some(duration)`), `-1`/`forever`/`never` (`.some(nil)`: never
+  /// unload); nil when the text is not valid.
+  public static func parseKeepAlive(_ text: String) -> Duration?? {
+    let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    if ["-1", "forever", "never"].contains(t) { return .some(nil) }
+    guard let parsed = parseDuration(t) else { return nil }
+    return .some(parsed)
   }
 
   /// `1048576`, `200KB`, `200MB`, `1GB` (powers of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024).

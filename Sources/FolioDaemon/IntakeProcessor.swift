@@ -113,6 +113,18 @@ struct IntakeProcessor: Sendable {
     return plans
   }
 
+  /// The `queue_full` error when the queue holds `max_queued_jobs` waiting jobs or more, else nil
+  /// (inbox-lessons, "Model residency": a bounded queue that refuses work explicitly).
+  func queueCapacityError() async throws -> FolioError? {
+    let waiting = try await store.queuedJobCount()
+    guard waiting >= configuration.maxQueuedJobs else { return nil }
+    return FolioError(
+      .queueFull,
+      "the job queue is full: \(waiting) jobs wait and max_queued_jobs is \(configuration.maxQueuedJobs); new files "
+        + "stay where they are and are taken when the queue drains. Wait for the daemon to work through the queue "
+        + "(`folio status`), or raise max_queued_jobs (folio.yaml, FOLIO_MAX_QUEUED_JOBS or --max-queued-jobs)")
+  }
+
   /// Records a claimed file and queues its jobs (or records why it cannot be processed and disposes of it).
   func handle(_ claimed: ClaimedFile, trigger: JobTrigger = .inbox) async throws -> IntakeOutcome {
     let admitted = Self.admit(

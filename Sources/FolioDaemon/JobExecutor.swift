@@ -88,6 +88,7 @@ struct JobExecutor {
       parameters["segments"] = .int(segments.count)
       parameters["segments_translated"] = .int(translated)
       parameters["segments_from_memory"] = .int(reused)
+      if !step.glossary.isEmpty { parameters["glossary_terms"] = .int(step.glossary.count) }
       resultText = text
     }
     parameters["finish_reasons"] = .array(usage.finishReasons.sorted().map { .string($0) })
@@ -204,11 +205,24 @@ struct JobExecutor {
       sourceHashes: segments.map(\.sourceHash), language: language, modelID: modelID)
     var translatedNow = 0
     let reused = segments.filter { memory[$0.sourceHash] != nil }.count
-    for segment in segments where memory[segment.sourceHash] == nil {
+    // The previous segment (source and translation) goes with each request as context; the memory stays keyed by
+    // the segment alone, so context never changes which segments are reused (inbox-lessons, "Scheduled batch work").
+    var previous: TranslationPrompt.Passage?
+    for segment in segments {
       let core = segment.text.trimmingCharacters(in: .whitespacesAndNewlines)
       guard !core.isEmpty else { continue }
-      let output = try await request(step, prompt: step.renderPrompt(text: core, language: language), control: control)
+      if let known = memory[segment.sourceHash] {
+        previous = TranslationPrompt.Passage(
+          source: core, translation: known.translatedText.trimmingCharacters(in: .whitespacesAndNewlines))
+        continue
+      }
+      let prompt = TranslationPrompt.render(
+        step.renderPrompt(text: core, language: language), segment: core, language: language,
+        glossary: step.glossary, previous: previous)
+      let output = try await request(step, prompt: prompt, control: control)
       usage.add(output)
+      previous = TranslationPrompt.Passage(
+        source: core, translation: output.text.trimmingCharacters(in: .whitespacesAndNewlines))
       // Recorded at once: a crash or shutdown after this point never translates this segment again.
       memory[segment.sourceHash] = try await store.recordTranslation(
         sourceText: segment.text, translatedText: output.text, language: language, modelID: modelID,
@@ -227,5 +241,44 @@ struct JobExecutor {
       }
     }
     return (whole, translatedNow, reused)
+  }
+}
+
+/// The extra parts of a translation request: the glossary terms that occur in the segment and the previous
+/// segment with its translation, placed before the step's own prompt (whose last part is the text to translate).
+enum TranslationPrompt {
+  /// A segment and its translation.
+  struct Passage: Sendable, Hashable {
+    var source: String
+    var translation: String
+  }
+
+  /// The glossary terms that occur in `segment` (case-insensitively) and have a rendering for `language`.
+  static func relevantTerms(_ glossary: [GlossaryTerm], segment: String, language: String) -> [(String, String)] {
+    glossary.compactMap { term in
+      guard let rendering = term.rendering(for: language),
+        segment.range(of: term.source, options: [.caseInsensitive, .diacriticInsensitive]) != nil
+      else { return nil }
+      return (term.source, rendering)
+    }
+  }
+
+  /// `prompt` with the glossary and context blocks before it (unchanged when there are neither).
+  static func render(
+    _ prompt: String, segment: String, language: String, glossary: [GlossaryTerm], previous: Passage?
+  ) -> String {
+    var head = ""
+    let terms = relevantTerms(glossary, segment: segment, language: language)
+    if !terms.isEmpty {
+      head += "Glossary: always translate these terms exactly as given.\n"
+      for (source, rendering) in terms { head += "- \(source) → \(rendering)\n" }
+      head += "\n"
+    }
+    if let previous {
+      head += "Context: the passage just before this one, already translated. Do not translate it again.\n"
+      head += "Source: \(previous.source)\n"
+      head += "Translation: \(previous.translation)\n\n"
+    }
+    return head + prompt
   }
 }

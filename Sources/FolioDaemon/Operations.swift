@@ -74,6 +74,7 @@ public struct Workspace: Sendable {
       let path = PathNames.standardized((file as NSString).expandingTildeInPath)
       let name = (path as NSString).lastPathComponent
       do {
+        if let full = try await processor.queueCapacityError() { throw full }
         var st = stat()
         guard lstat(path, &st) == 0 else {
           throw FolioError(.fileNotFound, "\(file) does not exist")

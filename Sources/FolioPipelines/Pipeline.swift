@@ -158,12 +158,15 @@ public struct PipelineStep: Sendable, Hashable {
   public var options: GenerationOptions
   /// Wall-clock limit for one attempt of this step.
   public var timeout: Duration
+  /// Terms a translate step must render consistently (`glossary:` in the step); added to every request's prompt.
+  public var glossary: [GlossaryTerm]
 
   /// Creates a step. Prefer ``PipelineLoader``, which validates.
   public init(
     id: String, task: StepTask, prompt: String? = nil, input: StepInput? = nil, languages: [String] = [],
-    options: GenerationOptions? = nil, timeout: Duration? = nil
+    options: GenerationOptions? = nil, timeout: Duration? = nil, glossary: [GlossaryTerm] = []
   ) {
+    self.glossary = glossary
     self.id = id
     self.task = task
     self.prompt = prompt
@@ -282,4 +285,31 @@ public enum MissedRunPolicy: Sendable, Hashable {
 
   /// The default cap for `run_all`: a day of hourly runs at most, so a long outage never floods the queue.
   public static let defaultRunAllCap = 24
+}
+
+/// One entry of a translate step's glossary: a source term and how to render it.
+public struct GlossaryTerm: Sendable, Hashable {
+  /// The term as it appears in the source text.
+  public var source: String
+  /// The rendering for every target language (nil when only per-language renderings are given).
+  public var translation: String?
+  /// Per-language renderings, by BCP 47 code; they win over ``translation``.
+  public var translations: [String: String]
+
+  /// A term rendered the same in every target language.
+  public init(source: String, translation: String) {
+    self.source = source
+    self.translation = translation
+    self.translations = [:]
+  }
+
+  /// A term with per-language renderings.
+  public init(source: String, translations: [String: String]) {
+    self.source = source
+    self.translation = nil
+    self.translations = translations
+  }
+
+  /// The rendering for `language`, if the glossary has one.
+  public func rendering(for language: String) -> String? { translations[language] ?? translation }
 }

@@ -186,7 +186,7 @@ struct PipelineReader {
   ]
   static let matchKeys = ["kinds", "sets", "glob"]
   static let stepKeys = [
-    "id", "task", "prompt", "input", "to", "max_tokens", "temperature", "thinking", "timeout",
+    "id", "task", "prompt", "input", "to", "max_tokens", "temperature", "thinking", "timeout", "glossary",
   ]
   static let scheduleOnlyKeys = ["time_zone", "target_set", "overlap", "missed", "max_missed_runs"]
   static let reservedStepIds: Set<String> = ["document", "image"]
@@ -726,6 +726,17 @@ struct PipelineReader {
       if let task { checkPrompt(value, task: task, node: promptNode) }
     }
 
+    // Glossary (translate only): source term → translation, or source term → {language: translation}.
+    var glossary: [GlossaryTerm] = []
+    if let (glossaryKey, glossaryNode) = p["glossary"] {
+      if let task, task != .translate {
+        report(
+          at: glossaryKey, "`glossary` is only used by translate steps", fix: "remove `glossary`, or make the task `translate`")
+      } else {
+        glossary = parseGlossary(glossaryNode, languages: languages)
+      }
+    }
+
     // Options.
     var options = task.map(GenerationOptions.defaults(for:)) ?? GenerationOptions(maxTokens: 512, temperature: 0)
     if let (_, n) = p["max_tokens"], let v = int(n, key: "max_tokens", range: 1...32_768) { options.maxTokens = v }
@@ -748,7 +759,48 @@ struct PipelineReader {
 
     guard diagnostics.count == before, let id, let task else { return nil }
     return PipelineStep(
-      id: id, task: task, prompt: prompt, input: input, languages: languages, options: options, timeout: timeout)
+      id: id, task: task, prompt: prompt, input: input, languages: languages, options: options, timeout: timeout,
+      glossary: glossary)
+  }
+
+  /// Reads a step's `glossary:` mapping. A value is either one translation for every target language or a mapping
+  /// from language code to translation (languages the step does not translate into are reported).
+  mutating func parseGlossary(_ node: Node, languages: [String]) -> [GlossaryTerm] {
+    guard case .mapping(let mapping) = node else {
+      report(
+        at: node, "`glossary` must be a mapping of source terms to translations, found \(Self.kindName(node))",
+        fix: "write `glossary: {Vertrag: contract}` or one `term: translation` per line")
+      return []
+    }
+    var terms: [GlossaryTerm] = []
+    for (keyNode, valueNode) in mapping {
+      guard let source = string(keyNode, key: "glossary term"), !source.isEmpty else { continue }
+      if terms.contains(where: { $0.source == source }) {
+        report(at: keyNode, "glossary term `\(source)` is listed twice", fix: "remove the repeat")
+        continue
+      }
+      switch valueNode {
+      case .mapping(let byLanguage):
+        var translations: [String: String] = [:]
+        for (languageNode, translationNode) in byLanguage {
+          guard let language = string(languageNode, key: "glossary language"),
+            let translation = string(translationNode, key: "glossary translation")
+          else { continue }
+          if !languages.contains(language) {
+            report(
+              at: languageNode, "glossary term `\(source)` names `\(language)`, which this step does not translate into",
+              fix: "use one of \(languages.joined(separator: ", ")), or add `\(language)` to `to`")
+          } else {
+            translations[language] = translation
+          }
+        }
+        terms.append(GlossaryTerm(source: source, translations: translations))
+      default:
+        guard let translation = string(valueNode, key: "glossary translation") else { continue }
+        terms.append(GlossaryTerm(source: source, translation: translation))
+      }
+    }
+    return terms
   }
 
   mutating func checkPrompt(_ prompt: String, task: StepTask, node: Node) {

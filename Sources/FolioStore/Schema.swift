@@ -18,6 +18,9 @@ enum StoreSchema {
     migrator.registerMigration("v2: intake failures") { db in
       try db.execute(sql: v2)
     }
+    migrator.registerMigration("v3: daemon instances") { db in
+      try db.execute(sql: v3)
+    }
     return migrator
   }
 
@@ -43,6 +46,34 @@ enum StoreSchema {
     SELECT id AS failure_id, set_name, relative_path, original_path, final_path, sha256, size_bytes, error_code,
            error_message, duplicate_of, created_at
     FROM intake_failure;
+    """
+
+  /// Running daemons: one row per process, refreshed by its heartbeat with what it has loaded and how much memory
+  /// it uses (inbox-lessons, "Model residency"); removed when the daemon stops cleanly. A row whose heartbeat is old
+  /// belongs to a daemon that died; `folio status` marks it stale.
+  static let v3 = """
+    CREATE TABLE daemon_instance (
+      instance_id TEXT PRIMARY KEY NOT NULL CHECK (instance_id <> ''),
+      pid INTEGER NOT NULL CHECK (pid > 0),
+      host TEXT NOT NULL,
+      started_at TEXT NOT NULL,
+      heartbeat_at TEXT NOT NULL,
+      model_id TEXT NOT NULL,
+      model_path TEXT,
+      model_origin TEXT,
+      rss_mib REAL CHECK (rss_mib IS NULL OR rss_mib >= 0),
+      state TEXT NOT NULL CHECK (state IN ('idle', 'busy', 'unloaded')),
+      model_loaded_at TEXT,
+      keep_alive_s REAL,
+      queued_jobs INTEGER NOT NULL DEFAULT 0 CHECK (queued_jobs >= 0),
+      max_queued_jobs INTEGER CHECK (max_queued_jobs IS NULL OR max_queued_jobs >= 1),
+      is_intake_paused INTEGER NOT NULL DEFAULT 0 CHECK (is_intake_paused IN (0, 1))
+    );
+
+    CREATE VIEW v_daemons AS
+    SELECT instance_id, pid, host, state, model_id, model_path, model_origin, rss_mib, started_at, heartbeat_at,
+           model_loaded_at, keep_alive_s, queued_jobs, max_queued_jobs, is_intake_paused
+    FROM daemon_instance;
     """
 
   static let v1 = """
