@@ -14,12 +14,36 @@ struct StatusCommand: AsyncParsableCommand {
 
   struct Report: Encodable {
     var database: String
+    var daemons: [DaemonStatus]
+    var maxQueuedJobs: Int
+    var isQueueFull: Bool
     var status: StatusSummary
     var schedules: [ScheduleState]
     var intakeFailures: [IntakeFailure]
     enum CodingKeys: String, CodingKey {
-      case database, status, schedules
+      case database, daemons, status, schedules
+      case maxQueuedJobs = "max_queued_jobs"
+      case isQueueFull = "queue_full"
       case intakeFailures = "intake_failures"
+    }
+  }
+
+  /// A daemon row with whether its heartbeat is recent.
+  struct DaemonStatus: Encodable {
+    var instance: DaemonInstance
+    var isStale: Bool
+    var heartbeatAgeSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+      case isStale = "stale"
+      case heartbeatAgeSeconds = "heartbeat_age_s"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+      try instance.encode(to: encoder)
+      var container = encoder.container(keyedBy: CodingKeys.self)
+      try container.encode(isStale, forKey: .isStale)
+      try container.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
     }
   }
 
@@ -30,12 +54,36 @@ struct StatusCommand: AsyncParsableCommand {
     let status = try await store.status()
     let schedules = try await store.schedules()
     let intakeFailures = try await store.intakeFailures(limit: 5)
+    let now = Date()
+    let daemons = try await store.daemonInstances().map { instance in
+      DaemonStatus(
+        instance: instance, isStale: instance.isStale(at: now, staleAfter: Daemon.staleAfter),
+        heartbeatAgeSeconds: max(0, now.timeIntervalSince(instance.heartbeatAt)))
+    }
+    let isQueueFull = status.queued >= configuration.maxQueuedJobs
     if json {
       try Output.json(
-        Report(database: configuration.database, status: status, schedules: schedules, intakeFailures: intakeFailures))
+        Report(
+          database: configuration.database, daemons: daemons, maxQueuedJobs: configuration.maxQueuedJobs,
+          isQueueFull: isQueueFull, status: status, schedules: schedules, intakeFailures: intakeFailures))
       return
     }
     var out = "Database   \(configuration.database)\n"
+    if daemons.isEmpty {
+      out += "Daemons    none running (start one with `folio daemon`)\n"
+    } else {
+      var table = Table("daemon", "state", "model", "from", "memory", "heartbeat")
+      for daemon in daemons {
+        let d = daemon.instance
+        table.add(
+          "\(d.host):\(d.pid)", daemon.isStale ? "stale (\(d.state.rawValue))" : d.state.rawValue,
+          Table.cell(d.modelID, width: 40), d.modelOrigin ?? "-",
+          d.rssMiB.map { String(format: "%.0f MiB", $0) } ?? "-",
+          daemon.isStale
+            ? "none for \(Int(daemon.heartbeatAgeSeconds)) s: stopped or hung" : Output.date(d.heartbeatAt))
+      }
+      out += "\nDaemons:\n" + table.rendered + "\n"
+    }
     out += "Documents  \(status.documents)    Results  \(status.results)\n"
     out += "Jobs       queued \(status.queued), retrying \(status.retrying), running \(status.running), "
     out += "succeeded \(status.succeeded), failed \(status.failed), cancelled \(status.cancelled)\n"
@@ -44,6 +92,10 @@ struct StatusCommand: AsyncParsableCommand {
     if let tps = status.tokensPerSecond { out += ", \(String(format: "%.1f", tps)) tokens/s" }
     out += "\n"
     if let oldest = status.oldestQueuedAt { out += "Oldest queued job since \(Output.date(oldest))\n" }
+    if isQueueFull {
+      out += "Queue full  \(status.queued) waiting ≥ max_queued_jobs \(configuration.maxQueuedJobs): new files stay in "
+      out += "the inbox until it drains (raise max_queued_jobs to accept more)\n"
+    }
     if !status.runningJobs.isEmpty {
       var table = Table("job", "doc", "pipeline/step", "lang", "attempt", "worker", "started")
       for job in status.runningJobs {

@@ -268,6 +268,13 @@ public final class Daemon: Sendable {
         }
       }
     }
+    // Status rows of Folio processes on this host that are gone (SIGKILL, power loss) would show as stale forever.
+    for instance in try await store.daemonInstances()
+    where instance.host == ProcessInfo.processInfo.hostName && instance.pid != getpid()
+      && kill(instance.pid, 0) != 0 && errno == ESRCH
+    {
+      try await store.removeDaemonInstance(id: instance.instanceID)
+    }
     let expired = try await store.requeueExpiredLeases()
     if !expired.requeued.isEmpty || !expired.failed.isEmpty {
       logger.notice(
@@ -383,9 +390,12 @@ struct IntakeService: Service {
     let retry = Task {
       while !Task.isCancelled {
         await state.wait(timeout: .seconds(1))
-        guard deferred.isPaused, !state.isShuttingDown,
-          (try? await processor.queueCapacityError()).map({ $0 == nil }) ?? false
-        else { continue }
+        guard deferred.isPaused, !state.isShuttingDown else { continue }
+        do {
+          if try await processor.queueCapacityError() != nil { continue }
+        } catch {
+          continue
+        }
         logger.notice("the queue has room again; taking the files held back", metadata: ["files": "\(deferred.count)"])
         for candidate in deferred.takeAll() { await take(candidate, watcher: watcher) }
       }
