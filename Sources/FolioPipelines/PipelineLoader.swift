@@ -22,6 +22,9 @@ import Yams
 ///     prompt: "…"              # optional override of the built-in prompt ({language}, {text})
 ///     input: document          # summarize/translate: document | ocr | <earlier step id>
 ///     to: [de, ja]             # translate: one or more languages
+///     glossary:                # translate: terms added to the prompt where they occur in a segment
+///       Lessee: Mieter         #   one rendering for every language, or
+///       Agreement: {de: Vereinbarung, ja: 契約}   # per language (each must be in `to`)
 ///     max_tokens: 512
 ///     temperature: 0.2
 ///     thinking: false          # default false
