@@ -8,12 +8,12 @@ import Testing
   import Glibc
 #endif
 
-/// Wall-clock time a test moves by hand (the daemon's injected `now`).
+/// Wall-clock time that a test can move forward by hand (the daemon's injected `now`): real time plus an offset.
 final class MovableTime: @unchecked Sendable {
   private let lock = NSLock()
-  private var current = Date()
-  var now: @Sendable () -> Date { { [self] in lock.withLock { current } } }
-  func advance(by seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
+  private var offset: TimeInterval = 0
+  var now: @Sendable () -> Date { { [self] in Date().addingTimeInterval(lock.withLock { offset }) } }
+  func advance(by seconds: TimeInterval) { lock.withLock { offset += seconds } }
 }
 
 /// A ``StepRunner`` whose requests wait until the test opens the gate (jobs that stay running on demand).
@@ -184,7 +184,7 @@ struct ResidencyTests {
     #expect(try await store.documents().count == 2)
     // The queue drains: C is taken, processed and moved like any other file.
     gate.openGate()
-    #expect(try await eventually { try await store.status().succeeded == 3 })
+    #expect(try await eventually { try await store.status().succeeded == 3 }, "\(logs.text)")
     #expect(try await store.documents().count == 3)
     #expect(try await eventually { !exists(home.inbox + "/c.txt") })
     #expect(try await store.intakeFailures().filter { $0.errorCode == "queue_full" }.count == 1)
