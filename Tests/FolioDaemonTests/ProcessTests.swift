@@ -243,4 +243,54 @@ struct ProcessTests {
     #expect(try await doctor.wait() == 0, "\(doctor.stdout)")
     #expect(doctor.stdout.contains("ok    database"))
   }
+
+  @Test("folio status shows the live daemon's model, memory and state and marks a stale one; add refuses a full queue")
+  func statusShowsDaemons() async throws {
+    let home = try TestHome()
+    let h = ["--home", home.path, "--pipelines", home.pipelines]
+    // A row left by a daemon on another host whose heartbeat stopped five minutes ago.
+    let past = try Store.open(path: home.database, now: { Date().addingTimeInterval(-300) })
+    try await past.recordDaemonInstance(
+      DaemonInstance(
+        instanceID: "folio@elsewhere:4242/dead", pid: 4242, host: "elsewhere", startedAt: Date(), heartbeatAt: Date(),
+        modelID: "Qwen/Qwen3.5-0.8B@abc", modelPath: nil, modelOrigin: "huggingface_cache", rssMiB: 900, state: .idle,
+        modelLoadedAt: nil, keepAliveSeconds: 1800, queuedJobs: 0, maxQueuedJobs: 10_000, isIntakePaused: false))
+    let daemon = try Running(Self.daemonArguments(home, once: false, extra: ["--keep-alive", "forever"]))
+    let pid = Int(daemon.process.processIdentifier)
+    var rows: [[String: Any]] = []
+    let live = try await eventually(timeout: .seconds(60)) {
+      let status = try Running(["status", "--json"] + h)
+      guard try await status.wait() == 0,
+        let report = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any],
+        let daemons = report["daemons"] as? [[String: Any]]
+      else { return false }
+      rows = daemons
+      return daemons.contains { $0["pid"] as? Int == pid }
+    }
+    #expect(live, "\(daemon.stderr)")
+    let own = try #require(rows.first { $0["pid"] as? Int == pid })
+    #expect(own["stale"] as? Bool == false && own["state"] as? String == "idle")
+    #expect(own["model_id"] as? String == PathNamesForTest.standard(tinyModel))
+    #expect(own["model_origin"] as? String == "configured" && own["model_path"] as? String != nil)
+    #expect((own["rss_mib"] as? Double ?? 0) > 1 && own["keep_alive_s"] == nil)
+    let dead = try #require(rows.first { $0["pid"] as? Int == 4242 })
+    #expect(dead["stale"] as? Bool == true)
+    let table = try Running(["status"] + h)
+    #expect(try await table.wait() == 0)
+    #expect(table.stdout.contains("Daemons:") && table.stdout.contains("stale (idle)"), "\(table.stdout)")
+    #expect(table.stdout.contains(" MiB"))
+    daemon.signal(SIGTERM)
+    #expect(try await daemon.wait() == 0, "\(daemon.stderr)")
+    let store = try home.store()
+    #expect(try await store.daemonInstances().map(\.pid) == [4242])
+
+    // `folio add` with a full queue: a clear error with the stable code, exit status 1.
+    try write(home.path + "/outside/a.txt", "First.")
+    try write(home.path + "/outside/b.txt", "Second.")
+    let first = try Running(["add", home.path + "/outside/a.txt", "--max-queued-jobs", "1"] + h)
+    #expect(try await first.wait() == 0, "\(first.stdout)\(first.stderr)")
+    let second = try Running(["add", home.path + "/outside/b.txt", "--max-queued-jobs", "1"] + h)
+    #expect(try await second.wait() == 1)
+    #expect(second.stdout.contains("[queue_full]") && second.stdout.contains("max_queued_jobs"), "\(second.stdout)")
+  }
 }
