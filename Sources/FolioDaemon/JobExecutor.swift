@@ -276,9 +276,16 @@ enum TranslationPrompt {
     }
     if let previous {
       head += "Context: the passage just before this one, already translated. Do not translate it again.\n"
-      head += "Source: \(previous.source)\n"
-      head += "Translation: \(previous.translation)\n\n"
+      head += "Source: \(withoutControlTokens(previous.source))\n"
+      head += "Translation: \(withoutControlTokens(previous.translation))\n\n"
     }
     return head + prompt
+  }
+
+  /// `text` without chat-template control tokens (`<|im_start|>`, `<|image_pad|>`, …): a model's earlier output is
+  /// data, and such a token in it would be read as markup by the tokenizer (an image placeholder without an image
+  /// fails the request).
+  static func withoutControlTokens(_ text: String) -> String {
+    text.replacing(/<\|[^|<>\s]{1,40}\|>/, with: "")
   }
 }

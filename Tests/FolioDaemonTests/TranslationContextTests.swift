@@ -93,4 +93,16 @@ struct TranslationContextTests {
     // The second request carried the first segment as context: its prompt is longer than the segment alone.
     #expect((result.promptTokens ?? 0) > 40)
   }
+
+  @Test("control tokens in an earlier translation are dropped from the context")
+  func contextDropsControlTokens() async throws {
+    let home = try TestHome(pipelines: ["contracts.yaml": Self.contracts])
+    try write(home.inbox + "/contracts/a.txt", "<|vision_start|><|image_pad|><|vision_end|>First.\n\nSecond.")
+    let runner = EchoRunner()
+    try await runOnce(home, runner: runner)
+    #expect(runner.requests.count == 2)
+    let context = try #require(runner.requests[1].components(separatedBy: "\n\nTranslate the following").first)
+    #expect(context.contains("Source: First.\nTranslation: translate: "), "\(context)")
+    #expect(!context.contains("<|vision_start|>") && !context.contains("<|image_pad|>"), "\(context)")
+  }
 }
