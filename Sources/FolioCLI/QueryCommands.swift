@@ -60,7 +60,7 @@ struct StatusCommand: AsyncParsableCommand {
         instance: instance, isStale: instance.isStale(at: now, staleAfter: Daemon.staleAfter),
         heartbeatAgeSeconds: max(0, now.timeIntervalSince(instance.heartbeatAt)))
     }
-    let isQueueFull = status.queued >= configuration.maxQueuedJobs
+    let isQueueFull = status.queueDepth >= configuration.maxQueuedJobs
     if json {
       try Output.json(
         Report(
@@ -93,7 +93,7 @@ struct StatusCommand: AsyncParsableCommand {
     out += "\n"
     if let oldest = status.oldestQueuedAt { out += "Oldest queued job since \(Output.date(oldest))\n" }
     if isQueueFull {
-      out += "Queue full  \(status.queued) waiting ≥ max_queued_jobs \(configuration.maxQueuedJobs): new files stay in "
+      out += "Queue full  \(status.queueDepth) waiting ≥ max_queued_jobs \(configuration.maxQueuedJobs): new files stay in "
       out += "the inbox until it drains (raise max_queued_jobs to accept more)\n"
     }
     if !status.runningJobs.isEmpty {
