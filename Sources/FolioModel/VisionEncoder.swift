@@ -323,14 +323,10 @@ struct VisionRotary {
 
   /// Rotates one head (width `2·half`) of patch `p` with `rotate_half`.
   func apply(_ x: UnsafeMutablePointer<Float>, patch p: Int) {
-    let base = p * half
-    for j in 0..<half {
-      let c = cos[base + j]
-      let s = sin[base + j]
-      let a = x[j]
-      let b = x[j + half]
-      x[j] = a * c - b * s
-      x[j + half] = b * c + a * s
+    cos.withUnsafeBufferPointer { c in
+      sin.withUnsafeBufferPointer { s in
+        Elementwise.rotateHalf(x, half: half, cos: c.baseAddress! + p * half, sin: s.baseAddress! + p * half)
+      }
     }
   }
 }
