@@ -181,6 +181,9 @@ public struct ModelConfiguration: Sendable, Equatable {
     try check(c.rotaryDimension % 2 == 0 && c.rotaryDimension <= c.headDimension, "partial_rotary_factor gives rotary dim \(c.rotaryDimension) for head_dim \(c.headDimension).")
     try check(c.hiddenActivation == "silu", "hidden_act '\(c.hiddenActivation)' is not supported (Qwen3.5 uses silu).")
     try check(c.convKernelSize >= 1, "linear_conv_kernel_dim must be positive.")
+    try check(
+      [c.linearKeyHeadDimension, c.linearValueHeadDimension, c.linearKeyHeads, c.linearValueHeads].allSatisfy { $0 > 0 },
+      "linear_key_head_dim, linear_value_head_dim, linear_num_key_heads and linear_num_value_heads must be positive.")
     if let e = c.experts {
       try check(e.expertsPerToken <= e.expertCount, "num_experts_per_tok (\(e.expertsPerToken)) exceeds num_experts (\(e.expertCount)).")
     }
