@@ -21,7 +21,9 @@ struct GenerationOptions: ParsableArguments {
   @Option(name: .long, help: "Stop after this many generated tokens.")
   var maxTokens: Int = 512
 
-  @Option(name: .long, help: "Sampling temperature; 0 is greedy. Default: the checkpoint's generation_config.json, else greedy.")
+  @Option(
+    name: .long,
+    help: "Sampling temperature; 0 is greedy. Default: the checkpoint's generation_config.json, else greedy.")
   var temperature: Double?
 
   @Option(name: .long, help: "Nucleus sampling: keep the most likely tokens up to this total probability.")

@@ -62,7 +62,9 @@ extension LanguageModel {
   static func removingReasoning(_ text: String) -> String {
     var answer = text
     if let close = answer.range(of: "</think>") { answer = String(answer[close.upperBound...]) }
-    for special in ["<think>", "<|im_end|>", "<|endoftext|>"] { answer = answer.replacingOccurrences(of: special, with: "") }
+    for special in ["<think>", "<|im_end|>", "<|endoftext|>"] {
+      answer = answer.replacingOccurrences(of: special, with: "")
+    }
     return answer.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 }

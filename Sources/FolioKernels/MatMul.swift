@@ -58,14 +58,17 @@ public enum Dot {
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
     var i = 0
     while i + 32 <= count {
-      s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      s0 +=
+        ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
         * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-      s1 += ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
+      s1 +=
+        ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
         * rb.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
       i += 32
     }
     while i + 16 <= count {
-      s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      s0 +=
+        ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
         * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
       i += 16
     }

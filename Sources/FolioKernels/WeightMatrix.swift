@@ -101,7 +101,8 @@ public enum Convert {
       while i + 16 <= count {
         let h = source.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<UInt16>.self)
         let w = SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16
-        UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(w, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(destination + i).storeBytes(
+          of: unsafeBitCast(w, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
         i += 16
       }
       while i < count {

@@ -70,8 +70,10 @@ public final class TextModel: Sendable {
       add(mixed, into: hidden, count: count * h)
       copyNormed(hidden, into: normed, count: count, scale: layer.postAttentionNormScale)
       switch layer.feedForward {
-      case .dense(let w): FeedForward.dense(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
-      case .sparse(let w): FeedForward.sparse(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
+      case .dense(let w):
+        FeedForward.dense(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
+      case .sparse(let w):
+        FeedForward.sparse(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
       }
       add(mixed, into: hidden, count: count * h)
     }
@@ -92,7 +94,8 @@ public final class TextModel: Sendable {
     destination.pointer.update(from: source.pointer, count: count * h)
     scale.withUnsafeBufferPointer { s in
       for t in 0..<count {
-        Elementwise.rmsNorm(destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
+        Elementwise.rmsNorm(
+          destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
       }
     }
   }

@@ -97,7 +97,8 @@ public final class VisionEncoder: Sendable {
     patchEmbed = AffineWeights(
       weight: WeightReader.matrix(patch, rows: h, columns: c.patchValueCount),
       bias: try r.vector("patch_embed.proj.bias", h))
-    positionTable = try r.vector("pos_embed.weight", c.positionEmbeddingCount * h, shape: [c.positionEmbeddingCount, h])
+    positionTable = try r.vector(
+      "pos_embed.weight", c.positionEmbeddingCount * h, shape: [c.positionEmbeddingCount, h])
     blocks = try (0..<c.depth).map { j in
       let p = "blocks.\(j)."
       return VisionBlockWeights(
@@ -148,7 +149,9 @@ public final class VisionEncoder: Sendable {
       for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
       block.norm2.apply(hidden.pointer, tokens: total, into: normed.pointer)
       block.fc1.apply(normed.pointer, tokens: total, into: intermediate.pointer, pool: pool)
-      for i in 0..<(total * c.intermediateSize) { intermediate.pointer[i] = Elementwise.geluTanh(intermediate.pointer[i]) }
+      for i in 0..<(total * c.intermediateSize) {
+        intermediate.pointer[i] = Elementwise.geluTanh(intermediate.pointer[i])
+      }
       block.fc2.apply(intermediate.pointer, tokens: total, into: projected.pointer, pool: pool)
       for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
     }
@@ -283,7 +286,8 @@ public final class VisionEncoder: Sendable {
           for i in 0..<count { Elementwise.softmax(scores.pointer + i * n, count: n) }
           MatMul.linear(scores.pointer, tokens: count, weight: valueMatrix, into: output.pointer, pool: pool)
           for i in 0..<count {
-            (out.pointer + (segment.lowerBound + start + i) * h + head * d).update(from: output.pointer + i * d, count: d)
+            (out.pointer + (segment.lowerBound + start + i) * h + head * d).update(
+              from: output.pointer + i * d, count: d)
           }
           start += count
         }

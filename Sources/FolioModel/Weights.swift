@@ -85,7 +85,8 @@ struct WeightReader {
     }
     throw FolioError(
       .missingTensor,
-      "\(store.folder.path): no embed_tokens.weight under model.language_model., model. or language_model.model.; this does not look like a Qwen3.5 checkpoint.")
+      "\(store.folder.path): no embed_tokens.weight under model.language_model., model. or language_model.model.; this does not look like a Qwen3.5 checkpoint."
+    )
   }
 
   func tensor(_ name: String) throws -> TensorView {
@@ -104,7 +105,8 @@ struct WeightReader {
     guard t.shape == expected else {
       throw FolioError(
         .tensorShapeMismatch,
-        "\(t.file.url.lastPathComponent): tensor '\(t.name)' has shape \(t.shape), expected \(expected) from config.json.")
+        "\(t.file.url.lastPathComponent): tensor '\(t.name)' has shape \(t.shape), expected \(expected) from config.json."
+      )
     }
   }
 
@@ -135,7 +137,8 @@ struct WeightReader {
       default: .float32
       }
     let stride = columns * type.byteWidth
-    return WeightMatrix(base: t.data + rowOffset * stride, rows: rows, columns: columns, elementType: type, owner: t.file)
+    return WeightMatrix(
+      base: t.data + rowOffset * stride, rows: rows, columns: columns, elementType: type, owner: t.file)
   }
 }
 
@@ -184,7 +187,9 @@ extension TextWeights {
       embedTokens: embed, layers: layers, finalNormScale: try reader.normScale("norm.weight", h), lmHead: lmHead)
   }
 
-  private static func loadGatedDeltaNet(_ r: WeightReader, _ p: String, _ c: TextConfiguration) throws -> GatedDeltaNetWeights {
+  private static func loadGatedDeltaNet(_ r: WeightReader, _ p: String, _ c: TextConfiguration) throws
+    -> GatedDeltaNetWeights
+  {
     let h = c.hiddenSize
     let valueDim = c.linearValueHeads * c.linearValueHeadDimension
     let convDim = c.linearConvDimension

@@ -203,7 +203,8 @@ extension CLITests {
   @Test func promptFileInChatModeWithThinking() throws {
     struct File: Decodable { var cases: [ChatCase] }
     let url = Self.root.appendingPathComponent("Tests/Fixtures/reference/tiny-dense.json")
-    let c = try #require(try JSONDecoder().decode(File.self, from: Data(contentsOf: url)).cases.first { $0.name == "chat_think" })
+    let c = try #require(
+      try JSONDecoder().decode(File.self, from: Data(contentsOf: url)).cases.first { $0.name == "chat_think" })
     let message = try #require(c.messages?.first)
     #expect(c.messages?.count == 1 && message.role == "user" && c.enable_thinking == true)
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("folio-cli-\(UUID().uuidString)")

@@ -44,7 +44,8 @@ struct KernelTests {
           let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
           input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
-              MatMul.linear(x.baseAddress!, tokens: tokens, weight: m, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
+              MatMul.linear(
+                x.baseAddress!, tokens: tokens, weight: m, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
             }
           }
         }
