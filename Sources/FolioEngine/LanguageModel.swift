@@ -13,6 +13,8 @@ public final class LanguageModel: Sendable {
   public let stopTokens: Set<Int>
   /// The vision tower and its preprocessing, when the checkpoint has them.
   public let vision: VisionComponents?
+  /// States after image prefixes, reused by later questions about the same images.
+  public let prefixCache = PrefixStateCache()
   /// Seconds spent loading.
   public let loadSeconds: Double
 
