@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
 
   func run() async throws {
     let size = try image.map(Self.parseSize)
-    let model = try LanguageModel(reference: modelOptions.model)
+    let model = try LanguageModel(reference: modelOptions.model, quantizeBits: modelOptions.quantize)
     let report = try Benchmark.run(
       model: model, promptTokens: promptTokens, generatedTokens: genTokens, imageSize: size, pool: modelOptions.pool)
     if json {

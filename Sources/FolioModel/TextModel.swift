@@ -16,9 +16,11 @@ public final class TextModel: Sendable {
     rotary = TextRotary(config: config)
   }
 
-  /// Loads the decoder weights of `store`, validated against `config`.
-  public convenience init(store: TensorStore, config: TextConfiguration) throws {
-    self.init(config: config, weights: try TextWeights.load(from: store, config: config))
+  /// Loads the decoder weights of `store`, validated against `config`; with `quantizeBits` (4 or 8) the linear
+  /// layers are quantized at load (MLX affine, groups of 64) instead of being used in their stored type.
+  public convenience init(store: TensorStore, config: TextConfiguration, quantizeBits: Int? = nil) throws {
+    let weights = try TextWeights.load(from: store, config: config)
+    self.init(config: config, weights: quantizeBits.map { weights.quantized(bits: $0) } ?? weights)
   }
 
   /// A new, empty state for this model.

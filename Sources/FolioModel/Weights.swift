@@ -247,3 +247,41 @@ extension TextWeights {
       expertsPerToken: e.expertsPerToken)
   }
 }
+
+extension TextWeights {
+  /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns); norms, convolution
+  /// taps, decay parameters and router gates stay as stored. A tied LM head stays the same matrix as the embedding.
+  func quantized(bits: Int) -> TextWeights {
+    func q(_ m: WeightMatrix) -> WeightMatrix { m.quantized(bits: bits) }
+    func mlp(_ m: MLPWeights) -> MLPWeights { MLPWeights(gate: q(m.gate), up: q(m.up), down: q(m.down)) }
+    var copy = self
+    let tied = lmHead.base == embedTokens.base
+    copy.embedTokens = q(embedTokens)
+    copy.lmHead = tied ? copy.embedTokens : q(lmHead)
+    copy.layers = layers.map { layer in
+      var l = layer
+      switch layer.mixer {
+      case .linear(var w):
+        w.inProjQKV = q(w.inProjQKV)
+        w.inProjZ = q(w.inProjZ)
+        w.outProj = q(w.outProj)
+        l.mixer = .linear(w)
+      case .full(var w):
+        w.qProj = q(w.qProj)
+        w.kProj = q(w.kProj)
+        w.vProj = q(w.vProj)
+        w.oProj = q(w.oProj)
+        l.mixer = .full(w)
+      }
+      switch layer.feedForward {
+      case .dense(let w): l.feedForward = .dense(mlp(w))
+      case .sparse(var w):
+        w.experts = w.experts.map(mlp)
+        w.shared = mlp(w.shared)
+        l.feedForward = .sparse(w)
+      }
+      return l
+    }
+    return copy
+  }
+}

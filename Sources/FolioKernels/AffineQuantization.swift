@@ -1,0 +1,83 @@
+import CFolioKernels
+import FolioBase
+
+/// Weights quantized group-wise with a scale and bias per group, in MLX's affine layout (qwen35.md §6.2):
+/// per row, `bits`-bit codes packed LSB-first into `UInt32` words, and for each `groupSize` columns
+/// `w ≈ scale · q + bias` with `q ∈ [0, 2^bits − 1]`.
+public final class AffineQuantizedStorage: @unchecked Sendable {
+  public let bits: Int
+  public let groupSize: Int
+  public let rows: Int
+  public let columns: Int
+  let codes: UnsafeMutablePointer<UInt32>
+  let scales: UnsafeMutablePointer<Float>
+  let biases: UnsafeMutablePointer<Float>
+
+  /// Quantizes `rows × columns` weights, one row at a time, as `mlx.core.quantize` does: per group, the scale
+  /// spreads [min, max] over the code range and the bias is the minimum; codes are rounded to nearest.
+  init(quantizing source: WeightMatrix, bits: Int, groupSize: Int) {
+    self.bits = bits
+    self.groupSize = groupSize
+    rows = source.rows
+    columns = source.columns
+    let words = columns * bits / 32
+    let groups = columns / groupSize
+    codes = .allocate(capacity: max(rows * words, 1))
+    codes.initialize(repeating: 0, count: rows * words)
+    scales = .allocate(capacity: max(rows * groups, 1))
+    biases = .allocate(capacity: max(rows * groups, 1))
+    let levels = Float((1 << bits) - 1)
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+    defer { row.deallocate() }
+    for r in 0..<rows {
+      source.copyRow(r, into: row)
+      for g in 0..<groups {
+        let start = g * groupSize
+        var low = row[start]
+        var high = row[start]
+        for i in start..<(start + groupSize) {
+          low = min(low, row[i])
+          high = max(high, row[i])
+        }
+        let scale = high > low ? (high - low) / levels : 1
+        scales[r * groups + g] = scale
+        biases[r * groups + g] = low
+        for i in start..<(start + groupSize) {
+          let q = UInt32(min(max(((row[i] - low) / scale).rounded(), 0), levels))
+          let bit = i * bits
+          codes[r * words + bit / 32] |= q << UInt32(bit % 32)
+        }
+      }
+    }
+  }
+
+  deinit {
+    codes.deallocate()
+    scales.deallocate()
+    biases.deallocate()
+  }
+
+  /// The C kernels' view of this storage.
+  var descriptor: folio_affine_weights {
+    folio_affine_weights(
+      codes: codes, scales: scales, biases: biases, bits: Int32(bits), group_size: groupSize)
+  }
+
+  /// Whether a matrix of `columns` can be quantized with these settings.
+  public static func canQuantize(columns: Int, bits: Int, groupSize: Int) -> Bool {
+    (bits == 4 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
+  }
+}
+
+extension WeightMatrix {
+  /// This matrix quantized to `bits` (4 or 8) with `groupSize` columns per scale/bias; `self` when the shape does
+  /// not allow it (the matrix then stays in its stored type).
+  public func quantized(bits: Int, groupSize: Int = 64) -> WeightMatrix {
+    guard quantization == nil, AffineQuantizedStorage.canQuantize(columns: columns, bits: bits, groupSize: groupSize)
+    else { return self }
+    let storage = AffineQuantizedStorage(quantizing: self, bits: bits, groupSize: groupSize)
+    return WeightMatrix(
+      base: UnsafeRawPointer(storage.codes), rows: rows, columns: columns, elementType: elementType, owner: storage,
+      quantization: storage)
+  }
+}
