@@ -27,25 +27,30 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     scales = .allocate(capacity: max(rows * groups, 1))
     biases = .allocate(capacity: max(rows * groups, 1))
     let levels = Float((1 << bits) - 1)
-    let row = UnsafeMutablePointer<Float>.allocate(capacity: columns)
-    defer { row.deallocate() }
-    for r in 0..<rows {
-      source.copyRow(r, into: row)
-      for g in 0..<groups {
-        let start = g * groupSize
-        var low = row[start]
-        var high = row[start]
-        for i in start..<(start + groupSize) {
-          low = min(low, row[i])
-          high = max(high, row[i])
-        }
-        let scale = high > low ? (high - low) / levels : 1
-        scales[r * groups + g] = scale
-        biases[r * groups + g] = low
-        for i in start..<(start + groupSize) {
-          let q = UInt32(min(max(((row[i] - low) / scale).rounded(), 0), levels))
-          let bit = i * bits
-          codes[r * words + bit / 32] |= q << UInt32(bit % 32)
+    let (codes, scales, biases) = (UncheckedSendable(codes), UncheckedSendable(scales), UncheckedSendable(biases))
+    let columns = columns
+    // Rows are independent (each starts on a word boundary): quantize them on every core.
+    ComputePool().parallelFor(rows, minimumPerThread: 16) { range in
+      let row = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+      defer { row.deallocate() }
+      for r in range {
+        source.copyRow(r, into: row)
+        for g in 0..<groups {
+          let start = g * groupSize
+          var low = row[start]
+          var high = row[start]
+          for i in start..<(start + groupSize) {
+            low = min(low, row[i])
+            high = max(high, row[i])
+          }
+          let scale = high > low ? (high - low) / levels : 1
+          scales.value[r * groups + g] = scale
+          biases.value[r * groups + g] = low
+          for i in start..<(start + groupSize) {
+            let q = UInt32(min(max(((row[i] - low) / scale).rounded(), 0), levels))
+            let bit = i * bits
+            codes.value[r * words + bit / 32] |= q << UInt32(bit % 32)
+          }
         }
       }
     }
