@@ -252,7 +252,15 @@ extension TextWeights {
   /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns); norms, convolution
   /// taps, decay parameters and router gates stay as stored. A tied LM head stays the same matrix as the embedding.
   func quantized(bits: Int) -> TextWeights {
-    func q(_ m: WeightMatrix) -> WeightMatrix { m.quantized(bits: bits) }
+    // Quantize one matrix at a time and let its stored pages go, so peak memory is the quantized model plus one
+    // matrix rather than both models.
+    func q(_ m: WeightMatrix) -> WeightMatrix {
+      let quantized = m.quantized(bits: bits)
+      if quantized.quantization != nil, let file = m.owner as? MappedFile {
+        file.discard(m.base, count: m.rows * m.rowStride)
+      }
+      return quantized
+    }
     func mlp(_ m: MLPWeights) -> MLPWeights { MLPWeights(gate: q(m.gate), up: q(m.up), down: q(m.down)) }
     var copy = self
     let tied = lmHead.base == embedTokens.base
