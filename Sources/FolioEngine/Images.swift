@@ -38,7 +38,7 @@ public struct VisionComponents: Sendable {
       FileManager.default.fileExists(atPath: url.path)
       ? try VisionPreprocessorConfiguration.load(from: url) : VisionPreprocessorConfiguration.qwen35
     return VisionComponents(
-      encoder: try VisionEncoder(store: checkpoint.store, config: config),
+      encoder: try VisionEncoder(store: checkpoint.store, config: config, quantization: checkpoint.config.quantization),
       preprocessor: VisionPreprocessor(configuration: settings))
   }
 }

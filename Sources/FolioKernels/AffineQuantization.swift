@@ -12,6 +12,26 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   let codes: UnsafeMutablePointer<UInt32>
   let scales: UnsafeMutablePointer<Float>
   let biases: UnsafeMutablePointer<Float>
+  /// Keeps external codes (a mapped checkpoint) alive; `nil` when this object allocated them.
+  private let codesOwner: AnyObject?
+
+  /// Wraps codes already in MLX's layout (e.g. memory-mapped from an MLX folder) with their scales and biases.
+  public init(
+    codes external: UnsafeRawPointer, codesOwner: AnyObject, scales: [Float], biases: [Float], bits: Int,
+    groupSize: Int, rows: Int, columns: Int
+  ) {
+    self.bits = bits
+    self.groupSize = groupSize
+    self.rows = rows
+    self.columns = columns
+    self.codesOwner = codesOwner
+    codes = UnsafeMutablePointer(mutating: external.assumingMemoryBound(to: UInt32.self))
+    let groups = rows * (columns / groupSize)
+    self.scales = .allocate(capacity: max(groups, 1))
+    self.biases = .allocate(capacity: max(groups, 1))
+    scales.withUnsafeBufferPointer { if let b = $0.baseAddress { self.scales.update(from: b, count: groups) } }
+    biases.withUnsafeBufferPointer { if let b = $0.baseAddress { self.biases.update(from: b, count: groups) } }
+  }
 
   /// Quantizes `rows × columns` weights, one row at a time, as `mlx.core.quantize` does: per group, the scale
   /// spreads [min, max] over the code range and the bias is the minimum; codes are rounded to nearest.
@@ -20,6 +40,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     self.groupSize = groupSize
     rows = source.rows
     columns = source.columns
+    codesOwner = nil
     let words = columns * bits / 32
     let groups = columns / groupSize
     codes = .allocate(capacity: max(rows * words, 1))
@@ -57,7 +78,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   }
 
   deinit {
-    codes.deallocate()
+    if codesOwner == nil { codes.deallocate() }
     scales.deallocate()
     biases.deallocate()
   }
@@ -72,6 +93,13 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   public static func canQuantize(columns: Int, bits: Int, groupSize: Int) -> Bool {
     (bits == 4 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
   }
+
+  /// A weight matrix over this storage (`elementType` names the type the scales were stored in).
+  public func matrix(elementType: WeightElementType) -> WeightMatrix {
+    WeightMatrix(
+      base: UnsafeRawPointer(codes), rows: rows, columns: columns, elementType: elementType, owner: self,
+      quantization: self)
+  }
 }
 
 extension WeightMatrix {
@@ -80,9 +108,6 @@ extension WeightMatrix {
   public func quantized(bits: Int, groupSize: Int = 64) -> WeightMatrix {
     guard quantization == nil, AffineQuantizedStorage.canQuantize(columns: columns, bits: bits, groupSize: groupSize)
     else { return self }
-    let storage = AffineQuantizedStorage(quantizing: self, bits: bits, groupSize: groupSize)
-    return WeightMatrix(
-      base: UnsafeRawPointer(storage.codes), rows: rows, columns: columns, elementType: elementType, owner: storage,
-      quantization: storage)
+    return AffineQuantizedStorage(quantizing: self, bits: bits, groupSize: groupSize).matrix(elementType: elementType)
   }
 }

@@ -21,6 +21,7 @@ public final class Checkpoint: Sendable {
     config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
     generationDefaults = try GenerationDefaults.load(from: folder.appendingPathComponent("generation_config.json"))
     store = try TensorStore(folder: folder)
-    textModel = try TextModel(store: store, config: config.text, quantizeBits: quantizeBits)
+    textModel = try TextModel(
+      store: store, config: config.text, quantization: config.quantization, quantizeBits: quantizeBits)
   }
 }

@@ -68,6 +68,8 @@ public struct ModelConfiguration: Sendable, Equatable {
   public var visionEndTokenID: Int
   /// End-of-sequence ids declared in `config.json` (text_config or top level).
   public var eosTokenIDs: [Int]
+  /// MLX affine quantization settings of an MLX quantized folder.
+  public var quantization: QuantizationSettings?
 
   /// Model types Folio runs.
   public static let supportedModelTypes: Set<String> = ["qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text"]
@@ -112,7 +114,7 @@ public struct ModelConfiguration: Sendable, Equatable {
       videoTokenID: reader.int(root, "video_token_id", default: 248057),
       visionStartTokenID: reader.int(root, "vision_start_token_id", default: 248053),
       visionEndTokenID: reader.int(root, "vision_end_token_id", default: 248054),
-      eosTokenIDs: Array(Set(eos)).sorted())
+      eosTokenIDs: Array(Set(eos)).sorted(), quantization: QuantizationSettings.parse(root))
   }
 
   private static func parseText(_ t: [String: Any], reader: JSONReader, isMoE: Bool) throws -> TextConfiguration {

@@ -18,8 +18,10 @@ public final class TextModel: Sendable {
 
   /// Loads the decoder weights of `store`, validated against `config`; with `quantizeBits` (4 or 8) the linear
   /// layers are quantized at load (MLX affine, groups of 64) instead of being used in their stored type.
-  public convenience init(store: TensorStore, config: TextConfiguration, quantizeBits: Int? = nil) throws {
-    let weights = try TextWeights.load(from: store, config: config)
+  public convenience init(
+    store: TensorStore, config: TextConfiguration, quantization: QuantizationSettings? = nil, quantizeBits: Int? = nil
+  ) throws {
+    let weights = try TextWeights.load(from: store, config: config, quantization: quantization)
     self.init(config: config, weights: quantizeBits.map { weights.quantized(bits: $0) } ?? weights)
   }
 

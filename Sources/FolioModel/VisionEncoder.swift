@@ -81,10 +81,11 @@ public final class VisionEncoder: Sendable {
   let mergerFC2: AffineWeights
 
   /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
-  public init(store: TensorStore, config c: VisionConfiguration) throws {
+  /// `quantization` is an MLX folder's settings (its vision layers may be quantized too).
+  public init(store: TensorStore, config c: VisionConfiguration, quantization: QuantizationSettings? = nil) throws {
     self.config = c
     let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
-    let r = WeightReader(store: store, prefix: prefix)
+    let r = WeightReader(store: store, prefix: prefix, quantization: quantization)
     let h = c.hiddenSize
     func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
       AffineWeights(weight: try r.matrix(name + ".weight", rows, columns), bias: try r.vector(name + ".bias", rows))
@@ -93,10 +94,33 @@ public final class VisionEncoder: Sendable {
       LayerNormWeights(weight: try r.vector(name + ".weight", h), bias: try r.vector(name + ".bias", h), epsilon: 1e-6)
     }
     let patch = try r.tensor(prefix + "patch_embed.proj.weight")
-    try r.checkShape(patch, [h, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
-    patchEmbed = AffineWeights(
-      weight: WeightReader.matrix(patch, rows: h, columns: c.patchValueCount),
-      bias: try r.vector("patch_embed.proj.bias", h))
+    let hfShape = [h, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize]
+    let mlxShape = [h, c.temporalPatchSize, c.patchSize, c.patchSize, c.inChannels]
+    let patchWeight: WeightMatrix
+    if patch.shape == mlxShape && prefix == "vision_tower." {
+      // MLX stores the Conv3d kernel channels-last; reorder to the (c, t, y, x) order of the flattened patches.
+      let values = try patch.floats()
+      let (t, p, channels) = (c.temporalPatchSize, c.patchSize, c.inChannels)
+      var reordered = [Float](repeating: 0, count: values.count)
+      for o in 0..<h {
+        for ti in 0..<t {
+          for y in 0..<p {
+            for x in 0..<p {
+              for ch in 0..<channels {
+                let source = (((o * t + ti) * p + y) * p + x) * channels + ch
+                let target = (((o * channels + ch) * t + ti) * p + y) * p + x
+                reordered[target] = values[source]
+              }
+            }
+          }
+        }
+      }
+      patchWeight = WeightMatrix.owning(reordered, rows: h, columns: c.patchValueCount)
+    } else {
+      try r.checkShape(patch, hfShape)
+      patchWeight = WeightReader.matrix(patch, rows: h, columns: c.patchValueCount)
+    }
+    patchEmbed = AffineWeights(weight: patchWeight, bias: try r.vector("patch_embed.proj.bias", h))
     positionTable = try r.vector(
       "pos_embed.weight", c.positionEmbeddingCount * h, shape: [c.positionEmbeddingCount, h])
     blocks = try (0..<c.depth).map { j in
