@@ -1,5 +1,6 @@
 import CFolioKernels
 import FolioBase
+import Foundation
 
 /// Weights quantized group-wise with a scale and bias per group, in MLX's affine layout (qwen35.md §6.2):
 /// per row, `bits`-bit codes packed LSB-first into `UInt32` words, and for each `groupSize` columns
@@ -93,6 +94,13 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   public static func canQuantize(columns: Int, bits: Int, groupSize: Int) -> Bool {
     (bits == 4 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
   }
+
+  /// The packed codes, `[rows, columns·bits/32]` little-endian `UInt32` words, as bytes.
+  public var codeBytes: Data { Data(bytes: codes, count: rows * columns * bits / 8) }
+  /// Per-group scales, `[rows, columns/groupSize]`.
+  public var scaleValues: [Float] { Array(UnsafeBufferPointer(start: scales, count: rows * (columns / groupSize))) }
+  /// Per-group biases, `[rows, columns/groupSize]`.
+  public var biasValues: [Float] { Array(UnsafeBufferPointer(start: biases, count: rows * (columns / groupSize))) }
 
   /// A weight matrix over this storage (`elementType` names the type the scales were stored in).
   public func matrix(elementType: WeightElementType) -> WeightMatrix {

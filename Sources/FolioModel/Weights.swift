@@ -288,8 +288,8 @@ extension TextWeights {
 }
 
 extension TextWeights {
-  /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns); norms, convolution
-  /// taps, decay parameters and router gates stay as stored. A tied LM head stays the same matrix as the embedding.
+  /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns), as mlx-lm
+  /// quantizes them; norms, convolution taps, decay parameters and MoE router gates stay as stored. A tied LM head stays the same matrix as the embedding.
   func quantized(bits: Int) -> TextWeights {
     // Quantize one matrix at a time and let its stored pages go, so peak memory is the quantized model plus one
     // matrix rather than both models.
@@ -311,6 +311,8 @@ extension TextWeights {
       case .linear(var w):
         w.inProjQKV = q(w.inProjQKV)
         w.inProjZ = q(w.inProjZ)
+        w.inProjB = q(w.inProjB)
+        w.inProjA = q(w.inProjA)
         w.outProj = q(w.outProj)
         l.mixer = .linear(w)
       case .full(var w):
