@@ -35,7 +35,7 @@ public struct FolioError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let invalidArgument = Code(rawValue: "invalid_argument")
     /// The work was cancelled.
     public static let cancelled = Code(rawValue: "cancelled")
-    /// An image was given to a model without a vision tower.
+    /// An image was given to a model without a vision tower (a text-only checkpoint); use a full Qwen3.5 checkpoint.
     public static let visionUnavailable = Code(rawValue: "vision_unavailable")
 
     // MARK: Inbox and intake (issue 4; owned by FolioInbox)

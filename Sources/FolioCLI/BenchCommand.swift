@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
 
   func run() async throws {
     let size = try image.map(Self.parseSize)
-    let model = try LanguageModel(reference: modelOptions.model)
+    let model = try LanguageModel(reference: modelOptions.model, quantizeBits: modelOptions.quantize)
     let report = try Benchmark.run(
       model: model, promptTokens: promptTokens, generatedTokens: genTokens, imageSize: size, pool: modelOptions.pool)
     if json {
@@ -40,7 +40,9 @@ struct BenchCommand: AsyncParsableCommand {
     if let vision = report.visionSeconds, let image = report.image, let tokens = report.imageTokens {
       print("vision           \(Self.format(vision)) s  (\(image), \(tokens) image tokens)")
     }
-    print("prefill          \(Self.format(report.prefillTokensPerSecond)) tokens/s  (\(report.promptTokens) tokens in \(Self.format(report.prefillSeconds)) s)")
+    print(
+      "prefill          \(Self.format(report.prefillTokensPerSecond)) tokens/s  (\(report.promptTokens) tokens in \(Self.format(report.prefillSeconds)) s)"
+    )
     print("decode           \(Self.format(report.decodeTokensPerSecond)) tokens/s  (\(report.generatedTokens) tokens)")
     print("first token      \(Self.format(report.timeToFirstTokenSeconds)) s")
     if let rss = report.peakResidentMiB { print("peak RSS         \(Self.format(rss)) MiB") }

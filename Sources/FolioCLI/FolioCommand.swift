@@ -11,7 +11,7 @@ public struct FolioCommand: AsyncParsableCommand {
     subcommands: [
       DaemonCommand.self, StatusCommand.self, ResultsCommand.self, JobsCommand.self, ReprocessCommand.self,
       TranslateCommand.self, SetsCommand.self, AddCommand.self, PipelinesCommand.self, DoctorCommand.self,
-      GenerateCommand.self, TokenizeCommand.self, BenchCommand.self,
+      GenerateCommand.self, TokenizeCommand.self, BenchCommand.self, ModelsCommand.self,
     ])
 
   public init() {}

@@ -30,7 +30,9 @@ struct GenerateCommand: AsyncParsableCommand {
     name: .long,
     help: ArgumentHelp(
       "An image (PNG or JPEG) to show the model; repeatable.",
-      discussion: "In chat mode the images precede the prompt text in the user turn; with --raw each <|vision_start|><|image_pad|><|vision_end|> takes the next image."))
+      discussion:
+        "In chat mode the images precede the prompt text in the user turn; with --raw each <|vision_start|><|image_pad|><|vision_end|> takes the next image."
+    ))
   var image: [String] = []
 
   @Option(name: .long, help: "Refuse images with more pixels than this (checked from the header, before decoding).")
@@ -52,14 +54,18 @@ struct GenerateCommand: AsyncParsableCommand {
   var json = false
 
   func validate() throws {
-    if (prompt == nil) == (promptFile == nil) { throw ValidationError("Give exactly one of --prompt or --prompt-file.") }
-    if raw && (system != nil || think != nil) { throw ValidationError("--system and --think/--no-think need chat mode (drop --raw).") }
+    if (prompt == nil) == (promptFile == nil) {
+      throw ValidationError("Give exactly one of --prompt or --prompt-file.")
+    }
+    if raw && (system != nil || think != nil) {
+      throw ValidationError("--system and --think/--no-think need chat mode (drop --raw).")
+    }
     if logprobs < 0 { throw ValidationError("--logprobs must be ≥ 0.") }
   }
 
   func run() async throws {
     let promptText = try readPrompt()
-    let model = try LanguageModel(reference: modelOptions.model)
+    let model = try LanguageModel(reference: modelOptions.model, quantizeBits: modelOptions.quantize)
     let pool = modelOptions.pool
     let images = try image.map {
       try model.prepareImage(file: URL(fileURLWithPath: $0), limits: ImageLimits(maxPixels: maxPixels))

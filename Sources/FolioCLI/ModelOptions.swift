@@ -9,8 +9,12 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: "Compute threads (default: all cores).")
   var threads: Int?
 
+  @Option(name: .long, help: "Quantize the decoder's linear layers at load to 4 or 8 bits (groups of 64).")
+  var quantize: Int?
+
   func validate() throws {
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+    if let quantize, quantize != 4, quantize != 8 { throw ValidationError("--quantize takes 4 or 8.") }
   }
 
   var pool: ComputePool { ComputePool(threadCount: threads) }
@@ -21,7 +25,9 @@ struct GenerationOptions: ParsableArguments {
   @Option(name: .long, help: "Stop after this many generated tokens.")
   var maxTokens: Int = 512
 
-  @Option(name: .long, help: "Sampling temperature; 0 is greedy. Default: the checkpoint's generation_config.json, else greedy.")
+  @Option(
+    name: .long,
+    help: "Sampling temperature; 0 is greedy. Default: the checkpoint's generation_config.json, else greedy.")
   var temperature: Double?
 
   @Option(name: .long, help: "Nucleus sampling: keep the most likely tokens up to this total probability.")

@@ -3,8 +3,6 @@ import FolioBase
 // Codes owned by FolioDaemon (issue 4). They are written into `job.error_code` / `intake_failure.error_code` and
 // shown by `folio jobs list`, so they never change meaning once shipped.
 extension FolioError.Code {
-  /// An image step ran on a build whose engine cannot read images yet; retry the job once vision is available.
-  public static let visionUnavailable = FolioError.Code(rawValue: "vision_unavailable")
   /// A step ran past its timeout (the pipeline's `timeout`, capped by `max_step_timeout`).
   public static let stepTimeout = FolioError.Code(rawValue: "step_timeout")
   /// The daemon stopped during the job and returned it to the queue (the attempt does not count).

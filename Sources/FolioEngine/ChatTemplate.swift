@@ -75,7 +75,9 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     if case .text(let t) = parts.first, parts.count == 1 {
       try c.encode(t, forKey: .content)
     } else {
-      try c.encode(parts.map { if case .text(let t) = $0 { Item(type: "text", text: t) } else { Item(type: "image") } }, forKey: .content)
+      try c.encode(
+        parts.map { if case .text(let t) = $0 { Item(type: "text", text: t) } else { Item(type: "image") } },
+        forKey: .content)
     }
   }
 }
@@ -128,7 +130,8 @@ public struct ChatTemplate: Sendable, Equatable {
 
   /// The prompt text for `messages`; with `addGenerationPrompt` it ends with the assistant header and the
   /// thinking preamble (`enableThinking` nil takes the template's default).
-  public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, enableThinking: Bool? = nil) -> String {
+  public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, enableThinking: Bool? = nil) -> String
+  {
     var out = ""
     let lastQuery = messages.lastIndex { $0.role == .user } ?? (messages.count - 1)
     for (index, message) in messages.enumerated() {

@@ -29,15 +29,16 @@ public struct VisionComponents: Sendable {
   /// Loads the vision tower of `checkpoint`, or `nil` when it has none (text-only conversions).
   static func load(_ checkpoint: Checkpoint) throws -> VisionComponents? {
     guard let config = checkpoint.config.vision else { return nil }
-    guard checkpoint.store["model.visual.patch_embed.proj.weight"] != nil
-      || checkpoint.store["vision_tower.patch_embed.proj.weight"] != nil
+    guard
+      checkpoint.store["model.visual.patch_embed.proj.weight"] != nil
+        || checkpoint.store["vision_tower.patch_embed.proj.weight"] != nil
     else { return nil }
     let url = checkpoint.folder.appendingPathComponent("preprocessor_config.json")
     let settings =
       FileManager.default.fileExists(atPath: url.path)
       ? try VisionPreprocessorConfiguration.load(from: url) : VisionPreprocessorConfiguration.qwen35
     return VisionComponents(
-      encoder: try VisionEncoder(store: checkpoint.store, config: config),
+      encoder: try VisionEncoder(store: checkpoint.store, config: config, quantization: checkpoint.config.quantization),
       preprocessor: VisionPreprocessor(configuration: settings))
   }
 }
@@ -48,7 +49,8 @@ extension LanguageModel {
     guard let vision else {
       throw FolioError(
         .visionUnavailable,
-        "\(checkpoint.folder.path) has no vision tower (text-only checkpoint); use a full Qwen3.5 checkpoint for images.")
+        "\(checkpoint.folder.path) has no vision tower (text-only checkpoint); use a full Qwen3.5 checkpoint for images."
+      )
     }
     let image = try ImageDecoder.decode(file: url, limits: limits)
     let prepared = try vision.preprocessor.preprocess(image)
@@ -66,7 +68,8 @@ extension LanguageModel {
     guard placeholders == images.count else {
       throw FolioError(
         .invalidArgument,
-        "the prompt has \(placeholders) image placeholders (<|vision_start|><|image_pad|><|vision_end|>) but \(images.count) images were given.")
+        "the prompt has \(placeholders) image placeholders (<|vision_start|><|image_pad|><|vision_end|>) but \(images.count) images were given."
+      )
     }
     var expanded: [Int] = []
     expanded.reserveCapacity(tokens.count + images.reduce(0) { $0 + $1.tokenCount })

@@ -13,15 +13,18 @@ public final class LanguageModel: Sendable {
   public let stopTokens: Set<Int>
   /// The vision tower and its preprocessing, when the checkpoint has them.
   public let vision: VisionComponents?
+  /// States after image prefixes, reused by later questions about the same images.
+  public let prefixCache = PrefixStateCache()
   /// Seconds spent loading.
   public let loadSeconds: Double
 
   /// Resolves `reference` (folder, cache entry or model id) and loads it.
-  public init(reference: String, locator: ModelLocator = ModelLocator()) throws {
+  /// `quantizeBits` (4 or 8) quantizes the decoder's linear layers at load.
+  public init(reference: String, locator: ModelLocator = ModelLocator(), quantizeBits: Int? = nil) throws {
     let clock = ContinuousClock()
     let start = clock.now
     let folder = try locator.resolve(reference)
-    checkpoint = try Checkpoint(folder: folder)
+    checkpoint = try Checkpoint(folder: folder, quantizeBits: quantizeBits)
     tokenizer = try Tokenizer(folder: folder)
     chatTemplate = ChatTemplate.load(folder: folder)
     var stops = Set(checkpoint.config.eosTokenIDs + checkpoint.generationDefaults.eosTokenIDs)

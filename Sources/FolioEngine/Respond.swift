@@ -31,7 +31,8 @@ extension LanguageModel {
   /// Answers the conversation `messages` (the model's chat template, generation prompt added) — the call the daemon
   /// makes for every job step. `shouldContinue` is polled between tokens (timeouts, shutdown); returning false
   /// ends generation with `.cancelled`. Reasoning (`<think>…</think>`) is removed from the returned text.
-  /// `images` fill the messages' image parts in order (decoded with `limits`).
+  /// `images` fill the messages' image parts in order (decoded with `limits`). The state after the images is kept
+  /// in `prefixCache`, so the next question about the same images starts there.
   public func respond(
     to messages: [ChatMessage], images: [URL] = [], limits: ImageLimits = .default,
     options: ResponseOptions = .init(), pool: ComputePool, shouldContinue: @escaping () -> Bool = { true }
@@ -44,25 +45,49 @@ extension LanguageModel {
     let prepared = try images.map { try prepareImage(file: $0, limits: limits) }
     let prompt = try expandImagePlaceholders(
       encodeChat(messages, enableThinking: options.enableThinking), images: prepared)
-    let features = prepared.isEmpty ? nil : try encodeImages(prepared, pool: pool)
     var state = checkpoint.textModel.makeState()
+    var remaining = prompt
+    var prefillSeconds = 0.0
+    if !prepared.isEmpty {
+      // The prompt up to the last image's end is shared by every step on these images: reuse or save its state.
+      let fingerprints = prepared.map { PrefixStateCache.fingerprint($0.pixelValues) }
+      let cut = (prompt.lastIndex(of: checkpoint.config.imageTokenID) ?? 0) + 2
+      if let saved = prefixCache.lookup(tokens: prompt, imageFingerprints: fingerprints),
+        saved.tokens.count >= cut - 1
+      {
+        state = saved.state
+        remaining = Array(prompt[saved.tokens.count...])
+      } else {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let prefix = Array(prompt[..<min(cut, prompt.count - 1)])
+        let features = try encodeImages(prepared, pool: pool)
+        _ = try checkpoint.textModel.forward(
+          tokens: prefix, imageFeatures: features.features, grids: features.grids,
+          imageTokenID: features.imageTokenID, mergeSize: features.mergeSize, state: &state, pool: pool)
+        prefixCache.store(tokens: prefix, imageFingerprints: fingerprints, state: state)
+        remaining = Array(prompt[prefix.count...])
+        prefillSeconds = start.duration(to: clock.now).seconds
+      }
+    }
     let result = try generator(pool: pool).generate(
       GenerationRequest(
-        promptTokens: prompt, maxTokens: options.maxTokens, sampling: options.sampling, stopTokens: stopTokens,
-        images: features),
+        promptTokens: remaining, maxTokens: options.maxTokens, sampling: options.sampling, stopTokens: stopTokens),
       state: &state
     ) { _ in shouldContinue() }
     return Response(
       text: Self.removingReasoning(tokenizer.decode(result.tokens, skipSpecialTokens: false)),
       promptTokenCount: prompt.count, completionTokenCount: result.tokens.count, finishReason: result.finishReason,
-      prefillSeconds: result.prefillSeconds, decodeSeconds: result.decodeSeconds)
+      prefillSeconds: prefillSeconds + result.prefillSeconds, decodeSeconds: result.decodeSeconds)
   }
 
   /// The answer without its reasoning block and without special tokens' text.
   static func removingReasoning(_ text: String) -> String {
     var answer = text
     if let close = answer.range(of: "</think>") { answer = String(answer[close.upperBound...]) }
-    for special in ["<think>", "<|im_end|>", "<|endoftext|>"] { answer = answer.replacingOccurrences(of: special, with: "") }
+    for special in ["<think>", "<|im_end|>", "<|endoftext|>"] {
+      answer = answer.replacingOccurrences(of: special, with: "")
+    }
     return answer.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 }

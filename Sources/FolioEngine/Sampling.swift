@@ -38,7 +38,9 @@ public struct SamplingParameters: Sendable, Equatable {
   /// Checks ranges; the message says which value is wrong.
   public func validate() throws {
     func fail(_ message: String) throws { throw FolioError(.invalidArgument, message) }
-    if temperature < 0 || !temperature.isFinite { try fail("temperature must be ≥ 0 (0 is greedy), got \(temperature).") }
+    if temperature < 0 || !temperature.isFinite {
+      try fail("temperature must be ≥ 0 (0 is greedy), got \(temperature).")
+    }
     if let k = topK, k < 0 { try fail("top-k must be ≥ 0, got \(k).") }
     if let p = topP, !(p > 0 && p <= 1) { try fail("top-p must be in (0, 1], got \(p).") }
     if let p = minP, !(p >= 0 && p <= 1) { try fail("min-p must be in [0, 1], got \(p).") }

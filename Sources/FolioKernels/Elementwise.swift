@@ -51,6 +51,19 @@ public enum Elementwise {
     folio_softmax(x, count)
   }
 
+  /// Rotary embedding with the NeoX `rotate_half` convention on the first `2·half` values of `x`:
+  /// `x' = x·cos + rotate_half(x)·sin`, where `cos[j]`/`sin[j]` serve both halves (`emb = cat(freqs, freqs)`).
+  @inlinable public static func rotateHalf(
+    _ x: UnsafeMutablePointer<Float>, half: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+  ) {
+    for j in 0..<half {
+      let a = x[j]
+      let b = x[j + half]
+      x[j] = a * cos[j] - b * sin[j]
+      x[j + half] = b * cos[j] + a * sin[j]
+    }
+  }
+
   /// `y += a · x` over `count` floats.
   @inlinable public static func addScaled(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ a: Float, count: Int

@@ -13,6 +13,10 @@ public enum MatMul {
   ) {
     let xs = UncheckedSendable(x)
     let ys = UncheckedSendable(y)
+    if let quantization = w.quantization {
+      affine(xs, tokens: tokens, quantization, columns: w.columns, rows: w.rows, into: ys, pool: pool)
+      return
+    }
     let type: Int32 =
       switch w.elementType {
       case .float32: Int32(FOLIO_WEIGHT_F32.rawValue)
@@ -22,6 +26,32 @@ public enum MatMul {
     pool.parallelFor(w.rows, granularity: 4, minimumPerThread: 64) { range in
       folio_linear_rows(
         xs.value, tokens, w.base, type, w.columns, range.lowerBound, range.upperBound, ys.value, w.rows)
+    }
+  }
+
+  /// Quantized weights: decode multiplies with codes dequantized in registers; with several tokens each block of
+  /// rows is widened to fp32 once and multiplied by the blocked fp32 kernel (the widening is then amortised).
+  static func affine(
+    _ xs: UncheckedSendable<UnsafePointer<Float>>, tokens: Int, _ storage: AffineQuantizedStorage, columns: Int,
+    rows: Int, into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool
+  ) {
+    let blockRows = 32
+    pool.parallelFor(rows, granularity: tokens < 4 ? 4 : blockRows, minimumPerThread: 64) { range in
+      var descriptor = storage.descriptor
+      if tokens < 4 {
+        folio_linear_rows_affine(xs.value, tokens, &descriptor, columns, range.lowerBound, range.upperBound, ys.value, rows)
+        return
+      }
+      let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * columns)
+      defer { scratch.deallocate() }
+      var start = range.lowerBound
+      while start < range.upperBound {
+        let count = min(blockRows, range.upperBound - start)
+        folio_dequantize_rows(&descriptor, columns, start, start + count, scratch)
+        folio_linear_rows(
+          xs.value, tokens, scratch, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, count, ys.value + start, rows)
+        start += count
+      }
     }
   }
 
@@ -58,14 +88,17 @@ public enum Dot {
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
     var i = 0
     while i + 32 <= count {
-      s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      s0 +=
+        ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
         * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-      s1 += ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
+      s1 +=
+        ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
         * rb.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
       i += 32
     }
     while i + 16 <= count {
-      s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      s0 +=
+        ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
         * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
       i += 16
     }

@@ -1,3 +1,5 @@
+import CFolioKernels
+
 /// The element type of stored weights. Activations are always `Float`; weights stay in the checkpoint's
 /// type in memory (memory-mapped) and are widened inside the kernels, accumulating in fp32.
 public enum WeightElementType: Sendable, Equatable {
@@ -19,33 +21,41 @@ public struct WeightMatrix: @unchecked Sendable {
   public let elementType: WeightElementType
   /// Whatever keeps `base` valid (a mapped file, an owned buffer).
   public let owner: AnyObject?
+  /// Affine group-quantized codes, scales and biases when the matrix is quantized (then `base` is unused by the
+  /// kernels and `elementType` is the type it was quantized from).
+  public let quantization: AffineQuantizedStorage?
 
-  public init(base: UnsafeRawPointer, rows: Int, columns: Int, elementType: WeightElementType, owner: AnyObject?) {
+  public init(
+    base: UnsafeRawPointer, rows: Int, columns: Int, elementType: WeightElementType, owner: AnyObject?,
+    quantization: AffineQuantizedStorage? = nil
+  ) {
     self.base = base
     self.rows = rows
     self.columns = columns
     self.elementType = elementType
     self.owner = owner
+    self.quantization = quantization
   }
 
   /// Bytes from one row to the next.
   @inlinable public var rowStride: Int { columns * elementType.byteWidth }
 
-  /// A matrix made of `count` consecutive rows starting at `start` (no copy).
-  public func rows(_ start: Int, count: Int) -> WeightMatrix {
-    WeightMatrix(
-      base: base + start * rowStride, rows: count, columns: columns, elementType: elementType, owner: owner)
-  }
-
-  /// Widens row `r` into `destination` (which holds at least `columns` floats).
-  @inlinable public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
+  /// Widens (or dequantizes) row `r` into `destination` (which holds at least `columns` floats).
+  public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
+    if let quantization {
+      var descriptor = quantization.descriptor
+      folio_dequantize_rows(&descriptor, columns, r, r + 1, destination)
+      return
+    }
     Convert.widen(base + r * rowStride, elementType, count: columns, into: destination)
   }
 
   /// The whole matrix widened to fp32 (for small tensors: norms, biases, convolution taps).
   public func toFloatArray() -> [Float] {
     [Float](unsafeUninitializedCapacity: rows * columns) { buffer, count in
-      if let p = buffer.baseAddress { Convert.widen(base, elementType, count: rows * columns, into: p) }
+      if let p = buffer.baseAddress {
+        for r in 0..<rows { copyRow(r, into: p + r * columns) }
+      }
       count = rows * columns
     }
   }
@@ -101,7 +111,8 @@ public enum Convert {
       while i + 16 <= count {
         let h = source.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<UInt16>.self)
         let w = SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16
-        UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(w, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(destination + i).storeBytes(
+          of: unsafeBitCast(w, to: SIMD16<Float>.self), as: SIMD16<Float>.self)
         i += 16
       }
       while i < count {

@@ -11,12 +11,17 @@ public final class Checkpoint: Sendable {
   /// Keeps the memory-mapped weight files open.
   public let store: TensorStore
 
-  /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`).
-  public init(folder: URL) throws {
+  /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`); `quantizeBits` (4 or 8) quantizes the
+  /// decoder's linear layers at load.
+  public init(folder: URL, quantizeBits: Int? = nil) throws {
+    if let bits = quantizeBits, bits != 4, bits != 8 {
+      throw FolioError(.invalidArgument, "--quantize takes 4 or 8, got \(bits).")
+    }
     self.folder = folder
     config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
     generationDefaults = try GenerationDefaults.load(from: folder.appendingPathComponent("generation_config.json"))
     store = try TensorStore(folder: folder)
-    textModel = try TextModel(store: store, config: config.text)
+    textModel = try TextModel(
+      store: store, config: config.text, quantization: config.quantization, quantizeBits: quantizeBits)
   }
 }

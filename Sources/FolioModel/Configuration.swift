@@ -42,7 +42,9 @@ public struct TextConfiguration: Sendable, Equatable {
   /// Width of the rotated part of each attention head.
   public var rotaryDimension: Int { Int(Double(headDimension) * rope.partialRotaryFactor) }
   /// Channels of the Gated DeltaNet input projection and convolution: `[Q | K | V]`.
-  public var linearConvDimension: Int { 2 * linearKeyHeads * linearKeyHeadDimension + linearValueHeads * linearValueHeadDimension }
+  public var linearConvDimension: Int {
+    2 * linearKeyHeads * linearKeyHeadDimension + linearValueHeads * linearValueHeadDimension
+  }
 }
 
 /// Sparse mixture-of-experts settings (`qwen3_5_moe`).
@@ -66,6 +68,8 @@ public struct ModelConfiguration: Sendable, Equatable {
   public var visionEndTokenID: Int
   /// End-of-sequence ids declared in `config.json` (text_config or top level).
   public var eosTokenIDs: [Int]
+  /// MLX affine quantization settings of an MLX quantized folder.
+  public var quantization: QuantizationSettings?
 
   /// Model types Folio runs.
   public static let supportedModelTypes: Set<String> = ["qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text"]
@@ -92,7 +96,8 @@ public struct ModelConfiguration: Sendable, Equatable {
     guard supportedModelTypes.contains(modelType) else {
       throw FolioError(
         .unsupportedModel,
-        "\(source): model_type '\(modelType)' is not a Qwen3.5 model; Folio runs \(supportedModelTypes.sorted().joined(separator: ", ")).")
+        "\(source): model_type '\(modelType)' is not a Qwen3.5 model; Folio runs \(supportedModelTypes.sorted().joined(separator: ", "))."
+      )
     }
     let textObject = (root["text_config"] as? [String: Any]) ?? root
     let text = try parseText(textObject, reader: reader.nested("text_config"), isMoE: modelType.contains("moe"))
@@ -109,7 +114,7 @@ public struct ModelConfiguration: Sendable, Equatable {
       videoTokenID: reader.int(root, "video_token_id", default: 248057),
       visionStartTokenID: reader.int(root, "vision_start_token_id", default: 248053),
       visionEndTokenID: reader.int(root, "vision_end_token_id", default: 248054),
-      eosTokenIDs: Array(Set(eos)).sorted())
+      eosTokenIDs: Array(Set(eos)).sorted(), quantization: QuantizationSettings.parse(root))
   }
 
   private static func parseText(_ t: [String: Any], reader: JSONReader, isMoE: Bool) throws -> TextConfiguration {
@@ -132,11 +137,14 @@ public struct ModelConfiguration: Sendable, Equatable {
     } else {
       // qwen35.md §1.1: without layer_types, layer i is full attention iff (i+1) % interval == 0.
       let interval = reader.int(t, "full_attention_interval", default: 4)
-      guard interval > 0 else { throw FolioError(.invalidConfig, "\(reader.source): full_attention_interval must be positive.") }
+      guard interval > 0 else {
+        throw FolioError(.invalidConfig, "\(reader.source): full_attention_interval must be positive.")
+      }
       kinds = (0..<layerCount).map { ($0 + 1) % interval == 0 ? .fullAttention : .linearAttention }
     }
     let ropeObject = (t["rope_parameters"] as? [String: Any]) ?? (t["rope_scaling"] as? [String: Any]) ?? [:]
-    let theta = (ropeObject["rope_theta"] as? NSNumber)?.doubleValue ?? (t["rope_theta"] as? NSNumber)?.doubleValue ?? 10_000_000
+    let theta =
+      (ropeObject["rope_theta"] as? NSNumber)?.doubleValue ?? (t["rope_theta"] as? NSNumber)?.doubleValue ?? 10_000_000
     let partial =
       (ropeObject["partial_rotary_factor"] as? NSNumber)?.doubleValue
       ?? (t["partial_rotary_factor"] as? NSNumber)?.doubleValue ?? 0.25
@@ -152,7 +160,8 @@ public struct ModelConfiguration: Sendable, Equatable {
     let config = TextConfiguration(
       vocabularySize: try reader.positiveInt(t, "vocab_size"),
       hiddenSize: try reader.positiveInt(t, "hidden_size"),
-      intermediateSize: isMoE ? reader.int(t, "intermediate_size", default: 0) : try reader.positiveInt(t, "intermediate_size"),
+      intermediateSize: isMoE
+        ? reader.int(t, "intermediate_size", default: 0) : try reader.positiveInt(t, "intermediate_size"),
       layerCount: layerCount,
       attentionHeads: try reader.positiveInt(t, "num_attention_heads"),
       keyValueHeads: try reader.positiveInt(t, "num_key_value_heads"),
@@ -176,13 +185,27 @@ public struct ModelConfiguration: Sendable, Equatable {
     func check(_ condition: Bool, _ message: String) throws {
       if !condition { throw FolioError(.invalidConfig, "\(source): \(message)") }
     }
-    try check(c.attentionHeads % c.keyValueHeads == 0, "num_attention_heads (\(c.attentionHeads)) must be a multiple of num_key_value_heads (\(c.keyValueHeads)).")
-    try check(c.linearValueHeads % c.linearKeyHeads == 0, "linear_num_value_heads (\(c.linearValueHeads)) must be a multiple of linear_num_key_heads (\(c.linearKeyHeads)).")
-    try check(c.rotaryDimension % 2 == 0 && c.rotaryDimension <= c.headDimension, "partial_rotary_factor gives rotary dim \(c.rotaryDimension) for head_dim \(c.headDimension).")
+    try check(
+      c.attentionHeads % c.keyValueHeads == 0,
+      "num_attention_heads (\(c.attentionHeads)) must be a multiple of num_key_value_heads (\(c.keyValueHeads)).")
+    try check(
+      c.linearValueHeads % c.linearKeyHeads == 0,
+      "linear_num_value_heads (\(c.linearValueHeads)) must be a multiple of linear_num_key_heads (\(c.linearKeyHeads))."
+    )
+    try check(
+      c.rotaryDimension % 2 == 0 && c.rotaryDimension <= c.headDimension,
+      "partial_rotary_factor gives rotary dim \(c.rotaryDimension) for head_dim \(c.headDimension).")
     try check(c.hiddenActivation == "silu", "hidden_act '\(c.hiddenActivation)' is not supported (Qwen3.5 uses silu).")
     try check(c.convKernelSize >= 1, "linear_conv_kernel_dim must be positive.")
+    try check(
+      [c.linearKeyHeadDimension, c.linearValueHeadDimension, c.linearKeyHeads, c.linearValueHeads].allSatisfy {
+        $0 > 0
+      },
+      "linear_key_head_dim, linear_value_head_dim, linear_num_key_heads and linear_num_value_heads must be positive.")
     if let e = c.experts {
-      try check(e.expertsPerToken <= e.expertCount, "num_experts_per_tok (\(e.expertsPerToken)) exceeds num_experts (\(e.expertCount)).")
+      try check(
+        e.expertsPerToken <= e.expertCount,
+        "num_experts_per_tok (\(e.expertsPerToken)) exceeds num_experts (\(e.expertCount)).")
     }
   }
 }

@@ -19,7 +19,8 @@ public struct ModelLocator: Sendable {
     if let home = environment["HF_HOME"], !home.isEmpty {
       folders.append(URL(fileURLWithPath: home).appendingPathComponent("hub"))
     }
-    let userHome = environment["HOME"].map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
+    let userHome =
+      environment["HOME"].map { URL(fileURLWithPath: $0) } ?? FileManager.default.homeDirectoryForCurrentUser
     folders.append(userHome.appendingPathComponent(".cache/huggingface/hub"))
     return folders
   }
@@ -32,7 +33,8 @@ public struct ModelLocator: Sendable {
     if fm.fileExists(atPath: expanded, isDirectory: &isDirectory) {
       let url = URL(fileURLWithPath: expanded).standardizedFileURL
       guard isDirectory.boolValue else {
-        throw FolioError(.modelNotFound, "\(url.path) is a file; --model takes a model folder (with config.json) or a model id.")
+        throw FolioError(
+          .modelNotFound, "\(url.path) is a file; --model takes a model folder (with config.json) or a model id.")
       }
       if fm.fileExists(atPath: url.appendingPathComponent("config.json").path) { return url }
       if let snapshot = try snapshot(inCacheEntry: url) { return snapshot }
@@ -51,7 +53,8 @@ public struct ModelLocator: Sendable {
     let searched = cacheFolders.map(\.path).joined(separator: ", ")
     throw FolioError(
       .modelNotFound,
-      "model '\(reference)' is not in the Hugging Face cache (searched \(searched)); download it with `huggingface-cli download \(reference)` or pass a folder path.")
+      "model '\(reference)' is not in the Hugging Face cache (searched \(searched)); download it with `huggingface-cli download \(reference)` or pass a folder path."
+    )
   }
 
   /// The snapshot folder of a cache entry: the revision named by `refs/main`, else the only (or newest) snapshot.
@@ -62,7 +65,9 @@ public struct ModelLocator: Sendable {
     if let ref = try? String(contentsOf: entry.appendingPathComponent("refs/main"), encoding: .utf8) {
       let revision = ref.trimmingCharacters(in: .whitespacesAndNewlines)
       let folder = snapshots.appendingPathComponent(revision)
-      if !revision.isEmpty, !revision.contains("/"), fm.fileExists(atPath: folder.appendingPathComponent("config.json").path) {
+      if !revision.isEmpty, !revision.contains("/"),
+        fm.fileExists(atPath: folder.appendingPathComponent("config.json").path)
+      {
         return folder
       }
     }

@@ -47,7 +47,8 @@ public enum MultimodalPositions {
       i = runEnd
     }
     guard image == grids.count else {
-      throw FolioError(.invalidArgument, "\(grids.count) images were given but the prompt has \(image) image placeholders.")
+      throw FolioError(
+        .invalidArgument, "\(grids.count) images were given but the prompt has \(image) image placeholders.")
     }
     let maximum = positions.map { max($0.t, max($0.h, $0.w)) }.max() ?? (start - 1)
     return (positions, maximum + 1 - (start + tokens.count))
@@ -66,7 +67,8 @@ extension TextModel {
     let padCount = tokens.filter { $0 == imageTokenID }.count
     guard imageFeatures.count == padCount * h else {
       throw FolioError(
-        .invalidArgument, "\(padCount) image placeholders need \(padCount * h) feature values, got \(imageFeatures.count).")
+        .invalidArgument,
+        "\(padCount) image placeholders need \(padCount * h) feature values, got \(imageFeatures.count).")
     }
     let (positions, delta) = try MultimodalPositions.compute(
       tokens: tokens, imageTokenID: imageTokenID, grids: grids, mergeSize: mergeSize,

@@ -1,3 +1,4 @@
+import FolioKernels
 import Foundation
 
 /// The text model's partial, interleaved multimodal rotary embedding (qwen35.md §3.1).
@@ -50,14 +51,10 @@ struct TextRotary: Sendable {
 extension TextRotary.Table {
   /// Rotates the first `2·half` dims of the head at `x` for token `t` (NeoX half-split `rotate_half`).
   @inline(__always) func apply(_ x: UnsafeMutablePointer<Float>, token t: Int) {
-    let base = t * half
-    for j in 0..<half {
-      let c = cos[base + j]
-      let s = sin[base + j]
-      let a = x[j]
-      let b = x[j + half]
-      x[j] = a * c - b * s
-      x[j + half] = b * c + a * s
+    cos.withUnsafeBufferPointer { c in
+      sin.withUnsafeBufferPointer { s in
+        Elementwise.rotateHalf(x, half: half, cos: c.baseAddress! + t * half, sin: s.baseAddress! + t * half)
+      }
     }
   }
 }

@@ -16,9 +16,13 @@ public final class TextModel: Sendable {
     rotary = TextRotary(config: config)
   }
 
-  /// Loads the decoder weights of `store`, validated against `config`.
-  public convenience init(store: TensorStore, config: TextConfiguration) throws {
-    self.init(config: config, weights: try TextWeights.load(from: store, config: config))
+  /// Loads the decoder weights of `store`, validated against `config`; with `quantizeBits` (4 or 8) the linear
+  /// layers are quantized at load (MLX affine, groups of 64) instead of being used in their stored type.
+  public convenience init(
+    store: TensorStore, config: TextConfiguration, quantization: QuantizationSettings? = nil, quantizeBits: Int? = nil
+  ) throws {
+    let weights = try TextWeights.load(from: store, config: config, quantization: quantization)
+    self.init(config: config, weights: quantizeBits.map { weights.quantized(bits: $0) } ?? weights)
   }
 
   /// A new, empty state for this model.
@@ -70,8 +74,10 @@ public final class TextModel: Sendable {
       add(mixed, into: hidden, count: count * h)
       copyNormed(hidden, into: normed, count: count, scale: layer.postAttentionNormScale)
       switch layer.feedForward {
-      case .dense(let w): FeedForward.dense(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
-      case .sparse(let w): FeedForward.sparse(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
+      case .dense(let w):
+        FeedForward.dense(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
+      case .sparse(let w):
+        FeedForward.sparse(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
       }
       add(mixed, into: hidden, count: count * h)
     }
@@ -92,7 +98,8 @@ public final class TextModel: Sendable {
     destination.pointer.update(from: source.pointer, count: count * h)
     scale.withUnsafeBufferPointer { s in
       for t in 0..<count {
-        Elementwise.rmsNorm(destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
+        Elementwise.rmsNorm(
+          destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
       }
     }
   }

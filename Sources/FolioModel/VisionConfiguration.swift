@@ -41,7 +41,8 @@ public struct VisionConfiguration: Sendable, Equatable {
       ropeTheta: (rope?["rope_theta"] as? NSNumber)?.doubleValue ?? 10_000)
     guard config.hiddenSize % config.heads == 0, config.headDimension % 4 == 0 else {
       throw FolioError(
-        .invalidConfig, "\(source): vision hidden_size \(config.hiddenSize) must split into heads of a width divisible by 4.")
+        .invalidConfig,
+        "\(source): vision hidden_size \(config.hiddenSize) must split into heads of a width divisible by 4.")
     }
     let side = config.positionGridSide
     guard side * side == config.positionEmbeddingCount else {

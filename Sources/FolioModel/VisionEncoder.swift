@@ -81,10 +81,11 @@ public final class VisionEncoder: Sendable {
   let mergerFC2: AffineWeights
 
   /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
-  public init(store: TensorStore, config c: VisionConfiguration) throws {
+  /// `quantization` is an MLX folder's settings (its vision layers may be quantized too).
+  public init(store: TensorStore, config c: VisionConfiguration, quantization: QuantizationSettings? = nil) throws {
     self.config = c
     let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
-    let r = WeightReader(store: store, prefix: prefix)
+    let r = WeightReader(store: store, prefix: prefix, quantization: quantization)
     let h = c.hiddenSize
     func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
       AffineWeights(weight: try r.matrix(name + ".weight", rows, columns), bias: try r.vector(name + ".bias", rows))
@@ -93,11 +94,35 @@ public final class VisionEncoder: Sendable {
       LayerNormWeights(weight: try r.vector(name + ".weight", h), bias: try r.vector(name + ".bias", h), epsilon: 1e-6)
     }
     let patch = try r.tensor(prefix + "patch_embed.proj.weight")
-    try r.checkShape(patch, [h, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
-    patchEmbed = AffineWeights(
-      weight: WeightReader.matrix(patch, rows: h, columns: c.patchValueCount),
-      bias: try r.vector("patch_embed.proj.bias", h))
-    positionTable = try r.vector("pos_embed.weight", c.positionEmbeddingCount * h, shape: [c.positionEmbeddingCount, h])
+    let hfShape = [h, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize]
+    let mlxShape = [h, c.temporalPatchSize, c.patchSize, c.patchSize, c.inChannels]
+    let patchWeight: WeightMatrix
+    if patch.shape == mlxShape && prefix == "vision_tower." {
+      // MLX stores the Conv3d kernel channels-last; reorder to the (c, t, y, x) order of the flattened patches.
+      let values = try patch.floats()
+      let (t, p, channels) = (c.temporalPatchSize, c.patchSize, c.inChannels)
+      var reordered = [Float](repeating: 0, count: values.count)
+      for o in 0..<h {
+        for ti in 0..<t {
+          for y in 0..<p {
+            for x in 0..<p {
+              for ch in 0..<channels {
+                let source = (((o * t + ti) * p + y) * p + x) * channels + ch
+                let target = (((o * channels + ch) * t + ti) * p + y) * p + x
+                reordered[target] = values[source]
+              }
+            }
+          }
+        }
+      }
+      patchWeight = WeightMatrix.owning(reordered, rows: h, columns: c.patchValueCount)
+    } else {
+      try r.checkShape(patch, hfShape)
+      patchWeight = WeightReader.matrix(patch, rows: h, columns: c.patchValueCount)
+    }
+    patchEmbed = AffineWeights(weight: patchWeight, bias: try r.vector("patch_embed.proj.bias", h))
+    positionTable = try r.vector(
+      "pos_embed.weight", c.positionEmbeddingCount * h, shape: [c.positionEmbeddingCount, h])
     blocks = try (0..<c.depth).map { j in
       let p = "blocks.\(j)."
       return VisionBlockWeights(
@@ -148,7 +173,9 @@ public final class VisionEncoder: Sendable {
       for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
       block.norm2.apply(hidden.pointer, tokens: total, into: normed.pointer)
       block.fc1.apply(normed.pointer, tokens: total, into: intermediate.pointer, pool: pool)
-      for i in 0..<(total * c.intermediateSize) { intermediate.pointer[i] = Elementwise.geluTanh(intermediate.pointer[i]) }
+      for i in 0..<(total * c.intermediateSize) {
+        intermediate.pointer[i] = Elementwise.geluTanh(intermediate.pointer[i])
+      }
       block.fc2.apply(intermediate.pointer, tokens: total, into: projected.pointer, pool: pool)
       for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
     }
@@ -283,7 +310,8 @@ public final class VisionEncoder: Sendable {
           for i in 0..<count { Elementwise.softmax(scores.pointer + i * n, count: n) }
           MatMul.linear(scores.pointer, tokens: count, weight: valueMatrix, into: output.pointer, pool: pool)
           for i in 0..<count {
-            (out.pointer + (segment.lowerBound + start + i) * h + head * d).update(from: output.pointer + i * d, count: d)
+            (out.pointer + (segment.lowerBound + start + i) * h + head * d).update(
+              from: output.pointer + i * d, count: d)
           }
           start += count
         }
@@ -323,14 +351,10 @@ struct VisionRotary {
 
   /// Rotates one head (width `2·half`) of patch `p` with `rotate_half`.
   func apply(_ x: UnsafeMutablePointer<Float>, patch p: Int) {
-    let base = p * half
-    for j in 0..<half {
-      let c = cos[base + j]
-      let s = sin[base + j]
-      let a = x[j]
-      let b = x[j + half]
-      x[j] = a * c - b * s
-      x[j + half] = b * c + a * s
+    cos.withUnsafeBufferPointer { c in
+      sin.withUnsafeBufferPointer { s in
+        Elementwise.rotateHalf(x, half: half, cos: c.baseAddress! + p * half, sin: s.baseAddress! + p * half)
+      }
     }
   }
 }

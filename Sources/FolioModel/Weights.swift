@@ -76,6 +76,11 @@ struct WeightReader {
   let store: TensorStore
   /// Prefix of text-decoder tensors, e.g. `model.language_model.`.
   let prefix: String
+  /// `config.json`'s MLX `quantization` settings, when the checkpoint is an MLX quantized folder.
+  var quantization: QuantizationSettings? = nil
+
+  /// MLX folders (`language_model.model.…`) store zero-centred norm weights with the +1 already added.
+  var normsIncludeOne: Bool { prefix == "language_model.model." }
 
   /// Finds the text decoder's prefix among the layouts Folio reads.
   static func textPrefix(in store: TensorStore) throws -> String {
@@ -85,7 +90,8 @@ struct WeightReader {
     }
     throw FolioError(
       .missingTensor,
-      "\(store.folder.path): no embed_tokens.weight under model.language_model., model. or language_model.model.; this does not look like a Qwen3.5 checkpoint.")
+      "\(store.folder.path): no embed_tokens.weight under model.language_model., model. or language_model.model.; this does not look like a Qwen3.5 checkpoint."
+    )
   }
 
   func tensor(_ name: String) throws -> TensorView {
@@ -104,15 +110,45 @@ struct WeightReader {
     guard t.shape == expected else {
       throw FolioError(
         .tensorShapeMismatch,
-        "\(t.file.url.lastPathComponent): tensor '\(t.name)' has shape \(t.shape), expected \(expected) from config.json.")
+        "\(t.file.url.lastPathComponent): tensor '\(t.name)' has shape \(t.shape), expected \(expected) from config.json."
+      )
     }
   }
 
-  /// A `[rows, columns]` matrix named `prefix + name` (or the absolute `name` when `absolute`).
+  /// A `[rows, columns]` matrix named `prefix + name` (or the absolute `name` when `absolute`); an MLX-quantized
+  /// module (`weight` uint32 codes with `scales` and `biases` beside it) is read in place as affine-quantized.
   func matrix(_ name: String, _ rows: Int, _ columns: Int, absolute: Bool = false) throws -> WeightMatrix {
-    let t = try tensor(absolute ? name : prefix + name)
+    let full = absolute ? name : prefix + name
+    if let codes = store[full], codes.dtype == .u32 {
+      return try quantizedMatrix(full, codes, rows, columns)
+    }
+    let t = try tensor(full)
     try checkShape(t, [rows, columns])
     return Self.matrix(t, rows: rows, columns: columns)
+  }
+
+  /// MLX affine quantization (qwen35.md §6.2): bits and group size per module from `config.json`'s `quantization`,
+  /// else its global values.
+  private func quantizedMatrix(_ name: String, _ codes: TensorView, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
+    let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+    let settings = quantization?.settings(for: module)
+    guard let settings, let scales = store[module + ".scales"], let biases = store[module + ".biases"] else {
+      throw FolioError(
+        .invalidConfig,
+        "\(store.folder.path): '\(name)' holds quantized codes but config.json has no \"quantization\" entry for it (or its scales/biases are missing).")
+    }
+    let (bits, groupSize) = settings
+    guard AffineQuantizedStorage.canQuantize(columns: columns, bits: bits, groupSize: groupSize) else {
+      throw FolioError(
+        .unsupportedDType, "\(name): \(bits)-bit quantization with group size \(groupSize) is not supported (4 or 8 bits, groups of a multiple of 32).")
+    }
+    try checkShape(codes, [rows, columns * bits / 32])
+    try checkShape(scales, [rows, columns / groupSize])
+    try checkShape(biases, [rows, columns / groupSize])
+    let storage = AffineQuantizedStorage(
+      codes: codes.data, codesOwner: codes.file, scales: try scales.floats(), biases: try biases.floats(), bits: bits,
+      groupSize: groupSize, rows: rows, columns: columns)
+    return storage.matrix(elementType: scales.dtype == .f16 ? .float16 : scales.dtype == .f32 ? .float32 : .bfloat16)
   }
 
   /// A vector of `count` floats; `shape` defaults to `[count]`.
@@ -124,7 +160,8 @@ struct WeightReader {
 
   /// A zero-centred RMSNorm weight as its effective scale `1 + w` (fp32, as the reference computes it).
   func normScale(_ name: String, _ count: Int) throws -> [Float] {
-    try vector(name, count).map { 1 + $0 }
+    let stored = try vector(name, count)
+    return normsIncludeOne ? stored : stored.map { 1 + $0 }
   }
 
   static func matrix(_ t: TensorView, rows: Int, columns: Int, rowOffset: Int = 0) -> WeightMatrix {
@@ -135,14 +172,18 @@ struct WeightReader {
       default: .float32
       }
     let stride = columns * type.byteWidth
-    return WeightMatrix(base: t.data + rowOffset * stride, rows: rows, columns: columns, elementType: type, owner: t.file)
+    return WeightMatrix(
+      base: t.data + rowOffset * stride, rows: rows, columns: columns, elementType: type, owner: t.file)
   }
 }
 
 extension TextWeights {
   /// Loads and validates every text-decoder tensor against `config`.
-  static func load(from store: TensorStore, config c: TextConfiguration) throws -> TextWeights {
-    let reader = WeightReader(store: store, prefix: try WeightReader.textPrefix(in: store))
+  static func load(
+    from store: TensorStore, config c: TextConfiguration, quantization: QuantizationSettings? = nil
+  ) throws -> TextWeights {
+    let reader = WeightReader(
+      store: store, prefix: try WeightReader.textPrefix(in: store), quantization: quantization)
     let h = c.hiddenSize
     let embed = try reader.matrix("embed_tokens.weight", c.vocabularySize, h)
     var layers: [DecoderLayerWeights] = []
@@ -184,7 +225,9 @@ extension TextWeights {
       embedTokens: embed, layers: layers, finalNormScale: try reader.normScale("norm.weight", h), lmHead: lmHead)
   }
 
-  private static func loadGatedDeltaNet(_ r: WeightReader, _ p: String, _ c: TextConfiguration) throws -> GatedDeltaNetWeights {
+  private static func loadGatedDeltaNet(_ r: WeightReader, _ p: String, _ c: TextConfiguration) throws
+    -> GatedDeltaNetWeights
+  {
     let h = c.hiddenSize
     let valueDim = c.linearValueHeads * c.linearValueHeadDimension
     let convDim = c.linearConvDimension
@@ -195,7 +238,8 @@ extension TextWeights {
       inProjZ: try r.matrix(p + "in_proj_z.weight", valueDim, h),
       inProjB: try r.matrix(p + "in_proj_b.weight", c.linearValueHeads, h),
       inProjA: try r.matrix(p + "in_proj_a.weight", c.linearValueHeads, h),
-      convTaps: try r.vector(p + "conv1d.weight", convDim * k, shape: [convDim, 1, k]),
+      convTaps: try r.vector(
+        p + "conv1d.weight", convDim * k, shape: r.normsIncludeOne ? [convDim, k, 1] : [convDim, 1, k]),
       dtBias: try r.vector(p + "dt_bias", c.linearValueHeads),
       negativeDecayRate: aLog.map { -exp($0) },
       normWeight: try r.vector(p + "norm.weight", c.linearValueHeadDimension),
@@ -240,5 +284,89 @@ extension TextWeights {
       shared: try loadMLP(r, p + "shared_expert.", hidden: h, intermediate: e.sharedExpertIntermediateSize),
       sharedGate: try r.matrix(p + "shared_expert_gate.weight", 1, h),
       expertsPerToken: e.expertsPerToken)
+  }
+}
+
+extension TextWeights {
+  /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns), as mlx-lm
+  /// quantizes them; norms, convolution taps, decay parameters and MoE router gates stay as stored. A tied LM head stays the same matrix as the embedding.
+  func quantized(bits: Int) -> TextWeights {
+    // Quantize one matrix at a time and let its stored pages go, so peak memory is the quantized model plus one
+    // matrix rather than both models.
+    func q(_ m: WeightMatrix) -> WeightMatrix {
+      let quantized = m.quantized(bits: bits)
+      if quantized.quantization != nil, let file = m.owner as? MappedFile {
+        file.discard(m.base, count: m.rows * m.rowStride)
+      }
+      return quantized
+    }
+    func mlp(_ m: MLPWeights) -> MLPWeights { MLPWeights(gate: q(m.gate), up: q(m.up), down: q(m.down)) }
+    var copy = self
+    let tied = lmHead.base == embedTokens.base
+    copy.embedTokens = q(embedTokens)
+    copy.lmHead = tied ? copy.embedTokens : q(lmHead)
+    copy.layers = layers.map { layer in
+      var l = layer
+      switch layer.mixer {
+      case .linear(var w):
+        w.inProjQKV = q(w.inProjQKV)
+        w.inProjZ = q(w.inProjZ)
+        w.inProjB = q(w.inProjB)
+        w.inProjA = q(w.inProjA)
+        w.outProj = q(w.outProj)
+        l.mixer = .linear(w)
+      case .full(var w):
+        w.qProj = q(w.qProj)
+        w.kProj = q(w.kProj)
+        w.vProj = q(w.vProj)
+        w.oProj = q(w.oProj)
+        l.mixer = .full(w)
+      }
+      switch layer.feedForward {
+      case .dense(let w): l.feedForward = .dense(mlp(w))
+      case .sparse(var w):
+        w.experts = w.experts.map(mlp)
+        w.shared = mlp(w.shared)
+        l.feedForward = .sparse(w)
+      }
+      return l
+    }
+    return copy
+  }
+}
+
+/// MLX's `quantization` block of `config.json`: global bits and group size, with per-module overrides.
+public struct QuantizationSettings: Sendable, Equatable {
+  public var bits: Int
+  public var groupSize: Int
+  /// Module path → (bits, group size); a module mapped to `nil` is not quantized.
+  public var overrides: [String: (bits: Int, groupSize: Int)?]
+
+  public static func == (a: Self, b: Self) -> Bool {
+    a.bits == b.bits && a.groupSize == b.groupSize && a.overrides.keys == b.overrides.keys
+  }
+
+  /// Reads `config.json`'s `quantization` (or `quantization_config`) object; `nil` when absent.
+  static func parse(_ root: [String: Any]) -> QuantizationSettings? {
+    guard let q = (root["quantization"] ?? root["quantization_config"]) as? [String: Any] else { return nil }
+    let bits = (q["bits"] as? NSNumber)?.intValue ?? 4
+    let groupSize = (q["group_size"] as? NSNumber)?.intValue ?? 64
+    var overrides: [String: (bits: Int, groupSize: Int)?] = [:]
+    for (key, value) in q {
+      if let entry = value as? [String: Any] {
+        overrides[key] = (
+          (entry["bits"] as? NSNumber)?.intValue ?? bits, (entry["group_size"] as? NSNumber)?.intValue ?? groupSize
+        )
+      } else if value as? Bool == false {
+        overrides[key] = .some(nil)
+      }
+    }
+    return QuantizationSettings(bits: bits, groupSize: groupSize, overrides: overrides)
+  }
+
+  /// Bits and group size of `module`, or `nil` when it is marked unquantized.
+  func settings(for module: String) -> (Int, Int)? {
+    if let entry = overrides[module] { return entry.map { ($0.bits, $0.groupSize) } }
+    return (bits, groupSize)
   }
 }

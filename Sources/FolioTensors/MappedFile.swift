@@ -49,6 +49,18 @@ public final class MappedFile: @unchecked Sendable {
 
   private let isMapped: Bool
 
+  /// Tells the kernel that `count` bytes at `start` (inside this mapping) will not be read again, so their pages
+  /// can leave memory (e.g. bf16 weights after they were quantized). Only whole pages inside the range are dropped;
+  /// reading them later still works (they are paged in from the file again).
+  public func discard(_ start: UnsafeRawPointer, count: Int) {
+    guard isMapped, count > 0, start >= bytes, start + count <= bytes + self.count else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let first = (Int(bitPattern: start) + page - 1) / page * page
+    let end = (Int(bitPattern: start) + count) / page * page
+    guard end > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+    madvise(pointer, end - first, MADV_DONTNEED)
+  }
+
   deinit {
     if isMapped {
       munmap(UnsafeMutableRawPointer(mutating: bytes), count)

@@ -47,14 +47,17 @@ public struct TensorView: @unchecked Sendable {
     case .f32:
       return [Float](UnsafeBufferPointer(start: data.assumingMemoryBound(to: Float.self), count: n))
     case .bf16:
-      return (0..<n).map { Float(bitPattern: UInt32(data.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) << 16) }
+      return (0..<n).map {
+        Float(bitPattern: UInt32(data.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) << 16)
+      }
     case .f16:
       return (0..<n).map { Float(Float16(bitPattern: data.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
     case .f64:
       return (0..<n).map { Float(data.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
     default:
       throw FolioError(
-        .unsupportedDType, "\(file.url.lastPathComponent): tensor '\(name)' is \(dtype.rawValue); expected a float type.")
+        .unsupportedDType,
+        "\(file.url.lastPathComponent): tensor '\(name)' is \(dtype.rawValue); expected a float type.")
     }
   }
 }
@@ -78,13 +81,15 @@ public final class SafetensorsFile: @unchecked Sendable {
     guard file.count >= 8 else {
       throw FolioError(
         .corruptCheckpoint,
-        "\(url.path): file is \(file.count) bytes, too short for a safetensors header (truncated download? re-download it).")
+        "\(url.path): file is \(file.count) bytes, too short for a safetensors header (truncated download? re-download it)."
+      )
     }
     let headerLength = UInt64(littleEndian: file.bytes.loadUnaligned(as: UInt64.self))
     guard headerLength > 0, headerLength <= UInt64(file.count - 8), headerLength < 100_000_000 else {
       throw FolioError(
         .corruptCheckpoint,
-        "\(url.path): header claims \(headerLength) bytes but the file has \(file.count - 8) after the length field (truncated or not a safetensors file).")
+        "\(url.path): header claims \(headerLength) bytes but the file has \(file.count - 8) after the length field (truncated or not a safetensors file)."
+      )
     }
     let dataStart = 8 + Int(headerLength)
     let headerData = Data(bytes: file.bytes + 8, count: Int(headerLength))
@@ -123,15 +128,18 @@ public final class SafetensorsFile: @unchecked Sendable {
       guard offsets[1] - offsets[0] == expected else {
         throw FolioError(
           .corruptCheckpoint,
-          "\(name): tensor '\(key)' \(dtype.rawValue)\(shape) needs \(expected) bytes but its offsets span \(offsets[1] - offsets[0]).")
+          "\(name): tensor '\(key)' \(dtype.rawValue)\(shape) needs \(expected) bytes but its offsets span \(offsets[1] - offsets[0])."
+        )
       }
       guard offsets[1] <= dataBytes else {
         throw FolioError(
           .corruptCheckpoint,
-          "\(url.path): tensor '\(key)' ends at byte \(offsets[1]) of the data section, but the file holds only \(dataBytes) data bytes (truncated download? re-download the model).")
+          "\(url.path): tensor '\(key)' ends at byte \(offsets[1]) of the data section, but the file holds only \(dataBytes) data bytes (truncated download? re-download the model)."
+        )
       }
       tensors[key] = TensorView(
-        name: key, dtype: dtype, shape: shape, data: file.bytes + dataStart + offsets[0], byteCount: expected, file: file)
+        name: key, dtype: dtype, shape: shape, data: file.bytes + dataStart + offsets[0], byteCount: expected,
+        file: file)
     }
     self.tensors = tensors
     self.metadata = metadata

@@ -27,7 +27,8 @@ public final class TensorStore: @unchecked Sendable {
     guard !files.isEmpty else {
       throw FolioError(
         .fileNotFound,
-        "\(folder.path): no model.safetensors, model.safetensors.index.json or *.safetensors file; point --model at a Hugging Face model folder.")
+        "\(folder.path): no model.safetensors, model.safetensors.index.json or *.safetensors file; point --model at a Hugging Face model folder."
+      )
     }
     var all: [String: TensorView] = [:]
     for url in files {

@@ -186,3 +186,37 @@ extension CLITests {
     #expect(result.stderr.contains("image_"))
   }
 }
+
+extension CLITests {
+  struct ChatCase: Decodable {
+    struct Message: Decodable {
+      var role: String
+      var content: String
+    }
+    var name: String
+    var messages: [Message]?
+    var enable_thinking: Bool?
+    var prompt_ids: [Int]
+  }
+
+  /// A prompt read from a file and wrapped in the chat template with thinking turned on gives transformers' ids.
+  @Test func promptFileInChatModeWithThinking() throws {
+    struct File: Decodable { var cases: [ChatCase] }
+    let url = Self.root.appendingPathComponent("Tests/Fixtures/reference/tiny-dense.json")
+    let c = try #require(
+      try JSONDecoder().decode(File.self, from: Data(contentsOf: url)).cases.first { $0.name == "chat_think" })
+    let message = try #require(c.messages?.first)
+    #expect(c.messages?.count == 1 && message.role == "user" && c.enable_thinking == true)
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("folio-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let promptFile = folder.appendingPathComponent("prompt.txt")
+    try message.content.write(to: promptFile, atomically: true, encoding: .utf8)
+    let result = try Self.run([
+      "generate", "--model", Self.denseModel, "--prompt-file", promptFile.path, "--think", "--max-tokens", "1",
+      "--temperature", "0", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    #expect(object["prompt_tokens"] as? [Int] == c.prompt_ids)
+  }
+}

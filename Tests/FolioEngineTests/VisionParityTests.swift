@@ -104,7 +104,9 @@ struct VisionParityTests {
 
       let positionTensor = try #require(tensors.tensors[c.position_ids_key])
       let count = c.prompt_ids.count
-      let positionIDs = (0..<(3 * count)).map { positionTensor.data.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) }
+      let positionIDs = (0..<(3 * count)).map {
+        positionTensor.data.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)
+      }
       let (positions, delta) = try MultimodalPositions.compute(
         tokens: prompt, imageTokenID: model.checkpoint.config.imageTokenID, grids: images.map(\.grid),
         mergeSize: model.vision?.encoder.config.spatialMergeSize ?? 2)
@@ -122,7 +124,8 @@ struct VisionParityTests {
         GenerationRequest(
           promptTokens: prompt, maxTokens: c.greedy_ids.count,
           images: try model.encodeImages(images, pool: pool)),
-        state: &state, onToken: { _ in true }, onLogits: { logits in
+        state: &state, onToken: { _ in true },
+        onLogits: { logits in
           let row = expected[(step * vocabulary)..<((step + 1) * vocabulary)]
           worst = max(worst, zip(logits, row).map { abs($0 - $1) }.max() ?? .infinity)
           step += 1

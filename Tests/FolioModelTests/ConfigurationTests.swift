@@ -44,3 +44,13 @@ struct ConfigurationTests {
     }
   }
 }
+
+extension ConfigurationTests {
+  @Test func zeroSizedLinearHeadsAreRejected() throws {
+    var root = base()
+    var text = root["text_config"] as! [String: Any]
+    text["linear_value_head_dim"] = 0
+    root["text_config"] = text
+    #expect(throws: FolioError.self) { try ModelConfiguration.parse(root, source: "config.json") }
+  }
+}

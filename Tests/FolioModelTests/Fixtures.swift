@@ -27,7 +27,7 @@ struct ReferenceCase: Decodable {
   var name: String
   var promptIDs: [Int]
   var greedyIDs: [Int]
-  var topLogprobs: [[ReferenceLogprob]]
+  var topLogprobs: [[ReferenceLogprob]]?
   enum CodingKeys: String, CodingKey {
     case name, promptIDs = "prompt_ids", greedyIDs = "greedy_ids", topLogprobs = "top_logprobs"
   }

@@ -44,7 +44,8 @@ struct KernelTests {
           let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
           input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
-              MatMul.linear(x.baseAddress!, tokens: tokens, weight: m, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
+              MatMul.linear(
+                x.baseAddress!, tokens: tokens, weight: m, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
             }
           }
         }
@@ -70,5 +71,54 @@ struct SoftmaxTests {
     let worst = zip(ours, exps).map { abs(Double($0) - $1 / total) / ($1 / total) }.max() ?? .infinity
     #expect(worst <= 1e-5, "relative error \(worst)")
     #expect(abs(ours.reduce(0, +) - 1) < 1e-5)
+  }
+}
+
+/// Quantized weights against the straightforward reference: dequantize the whole matrix, then multiply in double.
+@Suite("Affine quantization", .serialized)
+struct AffineQuantizationTests {
+  @Test(arguments: [4, 8])
+  func quantizedProductEqualsDequantizeThenMultiply(bits: Int) throws {
+    var generator = SystemRandomNumberGenerator()
+    defer { MatMul.forceKernelPath(.avx512) }
+    for (tokens, rows, columns) in [(1, 9, 64), (2, 70, 128), (5, 33, 192), (37, 40, 256)] {
+      let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let input = (0..<(tokens * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let matrix = WeightMatrix.owning(weights, rows: rows, columns: columns).quantized(bits: bits, groupSize: 64)
+      let quantization = try #require(matrix.quantization)
+      let dequantized = matrix.toFloatArray()
+      // Rounding to the nearest code: each weight within half a step of its group's scale.
+      for r in 0..<rows {
+        for i in 0..<columns {
+          let step = (weights[(r * columns + i) / 64 * 64..<((r * columns + i) / 64 * 64 + 64)].max()! - weights[(r * columns + i) / 64 * 64..<((r * columns + i) / 64 * 64 + 64)].min()!) / Float((1 << bits) - 1)
+          #expect(abs(dequantized[r * columns + i] - weights[r * columns + i]) <= step / 2 + 1e-6)
+        }
+      }
+      #expect(quantization.bits == bits)
+      var expected = [Double](repeating: 0, count: tokens * rows)
+      for t in 0..<tokens {
+        for r in 0..<rows {
+          var sum = 0.0
+          for i in 0..<columns { sum += Double(input[t * columns + i]) * Double(dequantized[r * columns + i]) }
+          expected[t * rows + r] = sum
+        }
+      }
+      for path in KernelPath.allCases {
+        let active = MatMul.forceKernelPath(path)
+        var output = [Float](repeating: .nan, count: tokens * rows)
+        input.withUnsafeBufferPointer { x in
+          output.withUnsafeMutableBufferPointer { y in
+            MatMul.linear(x.baseAddress!, tokens: tokens, weight: matrix, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
+          }
+        }
+        let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
+        #expect(worst < 1e-4 * Double(columns).squareRoot(), "\(bits)-bit \(active) \(tokens)x\(rows)x\(columns): \(worst)")
+      }
+    }
+  }
+
+  @Test func shapesThatDoNotDivideStayUnquantized() {
+    let matrix = WeightMatrix.owning([Float](repeating: 1, count: 3 * 40), rows: 3, columns: 40)
+    #expect(matrix.quantized(bits: 4, groupSize: 64).quantization == nil)
   }
 }

@@ -16,7 +16,8 @@ enum SafetensorsWriter {
       let begin = payload.count
       for v in e.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
       let shape = e.shape.map(String.init).joined(separator: ",")
-      header.append("\"\(e.name)\":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(begin),\(payload.count)]}")
+      header.append(
+        "\"\(e.name)\":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(begin),\(payload.count)]}")
     }
     let json = headerOverride ?? "{" + header.joined(separator: ",") + "}"
     var data = Data()

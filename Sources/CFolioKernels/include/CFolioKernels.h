@@ -1,5 +1,6 @@
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 /// Element types of stored weights.
 enum folio_weight_type { FOLIO_WEIGHT_F32 = 0, FOLIO_WEIGHT_BF16 = 1, FOLIO_WEIGHT_F16 = 2 };
@@ -20,3 +21,20 @@ void folio_linear_rows(const float *x, size_t tokens, const void *w, int type, s
 
 /// In-place numerically stable softmax over n floats: exp(x - max) / Σ, with a vectorised exp accurate to a few ulp.
 void folio_softmax(float *x, size_t n);
+
+/// Affine group-quantized weights in MLX's layout: per row, codes packed LSB-first into uint32 words (`bits` 4 or
+/// 8), and per group of `group_size` columns an fp32 scale and bias, w ≈ scale · q + bias.
+typedef struct {
+  const uint32_t *codes;  // [rows, cols * bits / 32]
+  const float *scales;    // [rows, cols / group_size]
+  const float *biases;    // [rows, cols / group_size]
+  int bits;
+  size_t group_size;
+} folio_affine_weights;
+
+/// As folio_linear_rows, for affine-quantized weights (cols a multiple of group_size, group_size of 32).
+void folio_linear_rows_affine(const float *x, size_t tokens, const folio_affine_weights *w, size_t cols,
+                              size_t row_begin, size_t row_end, float *y, size_t ldy);
+
+/// Widens rows [row_begin, row_end) of affine-quantized weights into `out` ([rows, cols] fp32, row_begin first).
+void folio_dequantize_rows(const folio_affine_weights *w, size_t cols, size_t row_begin, size_t row_end, float *out);
