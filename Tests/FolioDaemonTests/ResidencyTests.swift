@@ -81,6 +81,8 @@ struct RunningDaemon {
   }
 }
 
+/// Waits are generous (90 s): on a 2-core machine other suites' synchronous compute can hold the cooperative
+/// threads for tens of seconds while these run in parallel; a passing run takes a few seconds.
 @Suite("model residency, status rows and the bounded queue")
 struct ResidencyTests {
   @Test("the running daemon records what it has loaded, its memory and state; the row goes at a clean stop")
@@ -89,7 +91,7 @@ struct ResidencyTests {
     let running = try await RunningDaemon(home, runner: EchoRunner())
     let store = try home.store()
     #expect(
-      try await eventually {
+      try await eventually(timeout: .seconds(90)) {
         try await store.daemonInstances().first.map { $0.state == .idle && ($0.rssMiB ?? 0) > 1 } ?? false
       })
     let row = try #require(try await store.daemonInstances().first)
@@ -112,20 +114,20 @@ struct ResidencyTests {
       home, overrides: ["keep_alive": "5m"], runner: runner, modelLoader: counter.load(runner), time: time, logs: logs)
     let store = try home.store()
     try write(home.inbox + "/a.txt", "First document.")
-    #expect(try await eventually { try await store.status().succeeded == 1 })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.status().succeeded == 1 })
     // Four minutes idle: still loaded (heartbeats keep coming on real time; `now` is the daemon's injected clock).
     time.advance(by: 240)
     try await Task.sleep(for: .milliseconds(300))
     #expect(running.daemon.model.isLoaded)
     time.advance(by: 120)
-    #expect(try await eventually { try await store.daemonInstances().first?.state == .unloaded })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.daemonInstances().first?.state == .unloaded })
     #expect(!running.daemon.model.isLoaded && counter.loads == 0)
     #expect(logs.text.contains("model unloaded after keep_alive"))
     try write(home.inbox + "/b.txt", "Second document.")
-    #expect(try await eventually { try await store.status().succeeded == 2 })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.status().succeeded == 2 })
     #expect(counter.loads == 1 && running.daemon.model.isLoaded && running.daemon.model.loadCount == 2)
     #expect(logs.text.contains("model loaded again for new work"))
-    #expect(try await eventually { try await store.daemonInstances().first?.state == .idle })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.daemonInstances().first?.state == .idle })
     _ = try await running.stop()
   }
 
@@ -135,8 +137,8 @@ struct ResidencyTests {
     let zero = try await RunningDaemon(home, overrides: ["keep_alive": "0"], runner: EchoRunner())
     try write(home.inbox + "/a.txt", "A document.")
     let store = try home.store()
-    #expect(try await eventually { try await store.status().succeeded == 1 })
-    #expect(try await eventually { !zero.daemon.model.isLoaded })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.status().succeeded == 1 })
+    #expect(try await eventually(timeout: .seconds(90)) { !zero.daemon.model.isLoaded })
     _ = try await zero.stop()
 
     let time = MovableTime()
@@ -171,22 +173,22 @@ struct ResidencyTests {
     let logs = LogCapture()
     let running = try await RunningDaemon(home, overrides: overrides, runner: gate, logs: logs)
     let store = try home.store()
-    #expect(try await eventually { gate.requestsStarted == 1 })
+    #expect(try await eventually(timeout: .seconds(90)) { gate.requestsStarted == 1 })
     _ = try await workspace.add(files: [outside + "/b.txt"], set: nil)
     #expect(try await store.queuedJobCount() == 1)
     try write(home.inbox + "/c.txt", "Document C in the inbox.")
-    #expect(try await eventually { try await store.intakeFailures().contains { $0.errorCode == "queue_full" } })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.intakeFailures().contains { $0.errorCode == "queue_full" } })
     let failure = try #require(try await store.intakeFailures().first { $0.errorCode == "queue_full" })
     #expect(failure.relativePath == "c.txt" && failure.finalPath == home.inbox + "/c.txt")
     #expect(logs.text.contains("queue full: file left in the inbox"))
     #expect(try String(contentsOfFile: home.inbox + "/c.txt", encoding: .utf8) == "Document C in the inbox.")
-    #expect(try await eventually { try await store.daemonInstances().first?.isIntakePaused == true })
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.daemonInstances().first?.isIntakePaused == true })
     #expect(try await store.documents().count == 2)
     // The queue drains: C is taken, processed and moved like any other file.
     gate.openGate()
-    #expect(try await eventually { try await store.status().succeeded == 3 }, "\(logs.text)")
+    #expect(try await eventually(timeout: .seconds(90)) { try await store.status().succeeded == 3 }, "\(logs.text)")
     #expect(try await store.documents().count == 3)
-    #expect(try await eventually { !exists(home.inbox + "/c.txt") })
+    #expect(try await eventually(timeout: .seconds(90)) { !exists(home.inbox + "/c.txt") })
     #expect(try await store.intakeFailures().filter { $0.errorCode == "queue_full" }.count == 1)
     let report = try await running.stop()
     #expect(report.heldForFullQueue == ["c.txt"])
