@@ -27,7 +27,7 @@ if [ ! -x build/bin/llama-bench ]; then
   PATH="$(dirname "$python"):$PATH" cmake --build build -j "$(nproc)" --target llama-bench llama-quantize >/dev/null
 fi
 "$python" -m pip install -q -e "$llama/gguf-py" sentencepiece >/dev/null
-[ -f model-f16.gguf ] || "$python" "$llama/convert_hf_to_gguf.py" "$model" --outtype f16 --outfile model-f16.gguf
+[ -f model-f16.gguf ] || "$python" "$llama/convert_hf_to_gguf.py" "$model" --no-mtp --outtype f16 --outfile model-f16.gguf
 for q in Q8_0 Q4_0; do
   [ -f "model-$q.gguf" ] || build/bin/llama-quantize model-f16.gguf "model-$q.gguf" "$q" >/dev/null
 done
