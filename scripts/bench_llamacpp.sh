@@ -43,5 +43,5 @@ echo "|---|---|---|---|"
 for bits in 8 4; do
   "$root/.build/release/folio" bench --model "$model" --quantize "$bits" --prompt-tokens 512 --gen-tokens 128 \
     --threads "$threads" --json |
-    "$python" -c 'import json,sys; r=json.load(sys.stdin); print(f"| '"$bits"' | {r[\"prefill_tokens_per_s\"]:.1f} | {r[\"decode_tokens_per_s\"]:.1f} | {r[\"peak_rss_mib\"]:.0f} |")'
+    "$python" -c 'import json, sys; r = json.load(sys.stdin); print("| %s | %.1f | %.1f | %.0f |" % (sys.argv[1], r["prefill_tokens_per_s"], r["decode_tokens_per_s"], r["peak_rss_mib"]))' "$bits"
 done
