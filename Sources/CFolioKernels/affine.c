@@ -89,13 +89,18 @@ __attribute__((target("avx512f"))) static void affine_avx512(const float *x, siz
 }
 #endif
 
-void folio_linear_rows_affine(const float *x, size_t tokens, const folio_affine_weights *w, size_t cols,
-                              size_t row_begin, size_t row_end, float *y, size_t ldy) {
+void folio_linear_rows_affine_on(int path, const float *x, size_t tokens, const folio_affine_weights *w, size_t cols,
+                                 size_t row_begin, size_t row_end, float *y, size_t ldy) {
 #if FOLIO_X86
-  if (folio_kernel_path() == FOLIO_PATH_AVX512 && w->group_size % 32 == 0 && (w->bits == 4 || w->bits == 8)) {
+  if (folio_supported_path(path) == FOLIO_PATH_AVX512 && w->group_size % 32 == 0 && (w->bits == 4 || w->bits == 8)) {
     affine_avx512(x, tokens, w, cols, row_begin, row_end, y, ldy);
     return;
   }
 #endif
   affine_portable(x, tokens, w, cols, row_begin, row_end, y, ldy);
+}
+
+void folio_linear_rows_affine(const float *x, size_t tokens, const folio_affine_weights *w, size_t cols,
+                              size_t row_begin, size_t row_end, float *y, size_t ldy) {
+  folio_linear_rows_affine_on(folio_kernel_path(), x, tokens, w, cols, row_begin, row_end, y, ldy);
 }

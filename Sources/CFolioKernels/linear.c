@@ -304,19 +304,23 @@ int folio_kernel_path(void) {
   return selected_path;
 }
 
-int folio_set_kernel_path(int path) {
-  int best = detected_path();
-  selected_path = path > best ? best : (path < 0 ? 0 : path);
-  return selected_path;
+int folio_supported_path(int path) {
+  int best = folio_kernel_path();
+  return path > best ? best : (path < 0 ? 0 : path);
 }
 
-void folio_linear_rows(const float *x, size_t tokens, const void *w, int type, size_t cols, size_t row_begin,
-                       size_t row_end, float *y, size_t ldy) {
-  switch (folio_kernel_path()) {
+void folio_linear_rows_on(int path, const float *x, size_t tokens, const void *w, int type, size_t cols,
+                          size_t row_begin, size_t row_end, float *y, size_t ldy) {
+  switch (folio_supported_path(path)) {
 #if FOLIO_X86
     case FOLIO_PATH_AVX512: linear_avx512(x, tokens, w, type, cols, row_begin, row_end, y, ldy); return;
     case FOLIO_PATH_AVX2: linear_avx2(x, tokens, w, type, cols, row_begin, row_end, y, ldy); return;
 #endif
     default: linear_portable(x, tokens, w, type, cols, row_begin, row_end, y, ldy); return;
   }
+}
+
+void folio_linear_rows(const float *x, size_t tokens, const void *w, int type, size_t cols, size_t row_begin,
+                       size_t row_end, float *y, size_t ldy) {
+  folio_linear_rows_on(folio_kernel_path(), x, tokens, w, type, cols, row_begin, row_end, y, ldy);
 }

@@ -7,14 +7,16 @@ public enum MatMul {
   /// `x` is `[tokens, w.columns]`, `y` is `[tokens, w.rows]`, both row-major and dense. Rows of `w` are split
   /// across the pool; each thread runs the C kernel (`CFolioKernels`, AVX-512 / AVX2 / portable, chosen at run
   /// time) over its rows for all tokens, so every weight row is read once per token tile.
+  /// `path` runs a specific SIMD path (tests compare them); `nil` takes the best one this CPU has.
   public static func linear(
     _ x: UnsafePointer<Float>, tokens: Int, weight w: WeightMatrix, into y: UnsafeMutablePointer<Float>,
-    pool: ComputePool
+    pool: ComputePool, path: KernelPath? = nil
   ) {
+    let pathCode = Int32((path ?? kernelPath).rawValue)
     let xs = UncheckedSendable(x)
     let ys = UncheckedSendable(y)
     if let quantization = w.quantization {
-      affine(xs, tokens: tokens, quantization, columns: w.columns, rows: w.rows, into: ys, pool: pool)
+      affine(xs, tokens: tokens, quantization, columns: w.columns, rows: w.rows, into: ys, pool: pool, path: pathCode)
       return
     }
     let type: Int32 =
@@ -24,8 +26,8 @@ public enum MatMul {
       case .float16: Int32(FOLIO_WEIGHT_F16.rawValue)
       }
     pool.parallelFor(w.rows, granularity: 4, minimumPerThread: 64) { range in
-      folio_linear_rows(
-        xs.value, tokens, w.base, type, w.columns, range.lowerBound, range.upperBound, ys.value, w.rows)
+      folio_linear_rows_on(
+        pathCode, xs.value, tokens, w.base, type, w.columns, range.lowerBound, range.upperBound, ys.value, w.rows)
     }
   }
 
@@ -33,13 +35,14 @@ public enum MatMul {
   /// rows is widened to fp32 once and multiplied by the blocked fp32 kernel (the widening is then amortised).
   static func affine(
     _ xs: UncheckedSendable<UnsafePointer<Float>>, tokens: Int, _ storage: AffineQuantizedStorage, columns: Int,
-    rows: Int, into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool
+    rows: Int, into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool, path: Int32
   ) {
     let blockRows = 32
     pool.parallelFor(rows, granularity: tokens < 4 ? 4 : blockRows, minimumPerThread: 64) { range in
       var descriptor = storage.descriptor
       if tokens < 4 {
-        folio_linear_rows_affine(xs.value, tokens, &descriptor, columns, range.lowerBound, range.upperBound, ys.value, rows)
+        folio_linear_rows_affine_on(
+          path, xs.value, tokens, &descriptor, columns, range.lowerBound, range.upperBound, ys.value, rows)
         return
       }
       let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * columns)
@@ -48,8 +51,8 @@ public enum MatMul {
       while start < range.upperBound {
         let count = min(blockRows, range.upperBound - start)
         folio_dequantize_rows(&descriptor, columns, start, start + count, scratch)
-        folio_linear_rows(
-          xs.value, tokens, scratch, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, count, ys.value + start, rows)
+        folio_linear_rows_on(
+          path, xs.value, tokens, scratch, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, count, ys.value + start, rows)
         start += count
       }
     }
@@ -58,10 +61,9 @@ public enum MatMul {
   /// The SIMD path the kernels take on this CPU.
   public static var kernelPath: KernelPath { KernelPath(rawValue: Int(folio_kernel_path())) ?? .portable }
 
-  /// Forces a kernel path (tests compare paths; benchmarks report them). A path the CPU lacks falls back to the best
-  /// it has; returns the path in effect.
-  @discardableResult public static func forceKernelPath(_ path: KernelPath) -> KernelPath {
-    KernelPath(rawValue: Int(folio_set_kernel_path(Int32(path.rawValue)))) ?? .portable
+  /// The path actually taken for `path` on this CPU (the best available when the CPU lacks it).
+  public static func supportedPath(_ path: KernelPath) -> KernelPath {
+    KernelPath(rawValue: Int(folio_supported_path(Int32(path.rawValue)))) ?? .portable
   }
 }
 

@@ -4,7 +4,7 @@ import Testing
 
 /// The linear kernels against a straightforward widen-then-multiply reference in double precision, on every SIMD
 /// path this CPU has, for each weight type and awkward sizes (tails, single tokens, token tiles).
-@Suite("Linear kernels", .serialized)
+@Suite("Linear kernels")
 struct KernelTests {
   static func bits(_ values: [Float], as type: WeightElementType) -> [UInt8] {
     switch type {
@@ -20,7 +20,6 @@ struct KernelTests {
   @Test(arguments: [WeightElementType.float32, .bfloat16, .float16])
   func matchesReference(type: WeightElementType) throws {
     var generator = SystemRandomNumberGenerator()
-    defer { MatMul.forceKernelPath(.avx512) }
     for (tokens, rows, columns) in [(1, 7, 37), (3, 9, 64), (5, 33, 130), (37, 70, 96), (1, 260, 1024)] {
       let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
       let input = (0..<(tokens * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -38,7 +37,7 @@ struct KernelTests {
         }
       }
       for path in KernelPath.allCases {
-        let active = MatMul.forceKernelPath(path)
+        let active = MatMul.supportedPath(path)
         var output = [Float](repeating: .nan, count: tokens * rows)
         raw.withUnsafeBytes { buffer in
           let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
@@ -75,12 +74,11 @@ struct SoftmaxTests {
 }
 
 /// Quantized weights against the straightforward reference: dequantize the whole matrix, then multiply in double.
-@Suite("Affine quantization", .serialized)
+@Suite("Affine quantization")
 struct AffineQuantizationTests {
   @Test(arguments: [4, 8])
   func quantizedProductEqualsDequantizeThenMultiply(bits: Int) throws {
     var generator = SystemRandomNumberGenerator()
-    defer { MatMul.forceKernelPath(.avx512) }
     for (tokens, rows, columns) in [(1, 9, 64), (2, 70, 128), (5, 33, 192), (37, 40, 256)] {
       let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
       let input = (0..<(tokens * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -104,11 +102,13 @@ struct AffineQuantizationTests {
         }
       }
       for path in KernelPath.allCases {
-        let active = MatMul.forceKernelPath(path)
+        let active = MatMul.supportedPath(path)
         var output = [Float](repeating: .nan, count: tokens * rows)
         input.withUnsafeBufferPointer { x in
           output.withUnsafeMutableBufferPointer { y in
-            MatMul.linear(x.baseAddress!, tokens: tokens, weight: matrix, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
+            MatMul.linear(
+              x.baseAddress!, tokens: tokens, weight: matrix, into: y.baseAddress!, pool: ComputePool(threadCount: 2),
+              path: path)
           }
         }
         let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity

@@ -35,7 +35,9 @@ struct MLXExportTests {
       var s2 = inMemory.textModel.makeState()
       let a = try exported.textModel.forward(tokens: c.promptIDs, state: &s1, pool: pool)
       let b = try inMemory.textModel.forward(tokens: c.promptIDs, state: &s2, pool: pool)
-      #expect(a == b, "\(c.name): the exported folder computes what quantizing at load computes")
+      // Same codes, scales and biases; only summation order may differ (other suites switch kernel paths).
+      let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+      #expect(worst < 1e-4, "\(c.name): the exported folder computes what quantizing at load computes (\(worst))")
     }
   }
 
