@@ -28,29 +28,38 @@ struct KernelTests {
         let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
         return m.toFloatArray()
       }
-      var expected = [Double](repeating: 0, count: tokens * rows)
-      for t in 0..<tokens {
-        for r in 0..<rows {
-          var sum = 0.0
-          for i in 0..<columns { sum += Double(input[t * columns + i]) * Double(widened[r * columns + i]) }
-          expected[t * rows + r] = sum
+      raw.withUnsafeBytes { buffer in
+        let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
+        Self.expectEveryPathMatches(m, input: input, tokens: tokens, widened: widened, label: "\(type)")
+      }
+    }
+  }
+
+  /// Runs `matrix` on every SIMD path and compares with `Σ input·widened` in double precision.
+  static func expectEveryPathMatches(
+    _ matrix: WeightMatrix, input: [Float], tokens: Int, widened: [Float], label: String
+  ) {
+    let (rows, columns) = (matrix.rows, matrix.columns)
+    var expected = [Double](repeating: 0, count: tokens * rows)
+    for t in 0..<tokens {
+      for r in 0..<rows {
+        var sum = 0.0
+        for i in 0..<columns { sum += Double(input[t * columns + i]) * Double(widened[r * columns + i]) }
+        expected[t * rows + r] = sum
+      }
+    }
+    for path in KernelPath.allCases {
+      var output = [Float](repeating: .nan, count: tokens * rows)
+      input.withUnsafeBufferPointer { x in
+        output.withUnsafeMutableBufferPointer { y in
+          MatMul.linear(
+            x.baseAddress!, tokens: tokens, weight: matrix, into: y.baseAddress!, pool: ComputePool(threadCount: 2),
+            path: path)
         }
       }
-      for path in KernelPath.allCases {
-        let active = MatMul.supportedPath(path)
-        var output = [Float](repeating: .nan, count: tokens * rows)
-        raw.withUnsafeBytes { buffer in
-          let m = WeightMatrix(base: buffer.baseAddress!, rows: rows, columns: columns, elementType: type, owner: nil)
-          input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-              MatMul.linear(
-                x.baseAddress!, tokens: tokens, weight: m, into: y.baseAddress!, pool: ComputePool(threadCount: 2))
-            }
-          }
-        }
-        let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
-        #expect(worst < 1e-4 * Double(columns).squareRoot(), "\(type) \(active) \(tokens)x\(rows)x\(columns): \(worst)")
-      }
+      let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
+      let active = MatMul.supportedPath(path)
+      #expect(worst < 1e-4 * Double(columns).squareRoot(), "\(label) \(active) \(tokens)x\(rows)x\(columns): \(worst)")
     }
   }
 }
@@ -93,27 +102,8 @@ struct AffineQuantizationTests {
         }
       }
       #expect(quantization.bits == bits)
-      var expected = [Double](repeating: 0, count: tokens * rows)
-      for t in 0..<tokens {
-        for r in 0..<rows {
-          var sum = 0.0
-          for i in 0..<columns { sum += Double(input[t * columns + i]) * Double(dequantized[r * columns + i]) }
-          expected[t * rows + r] = sum
-        }
-      }
-      for path in KernelPath.allCases {
-        let active = MatMul.supportedPath(path)
-        var output = [Float](repeating: .nan, count: tokens * rows)
-        input.withUnsafeBufferPointer { x in
-          output.withUnsafeMutableBufferPointer { y in
-            MatMul.linear(
-              x.baseAddress!, tokens: tokens, weight: matrix, into: y.baseAddress!, pool: ComputePool(threadCount: 2),
-              path: path)
-          }
-        }
-        let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
-        #expect(worst < 1e-4 * Double(columns).squareRoot(), "\(bits)-bit \(active) \(tokens)x\(rows)x\(columns): \(worst)")
-      }
+      KernelTests.expectEveryPathMatches(
+        matrix, input: input, tokens: tokens, widened: dequantized, label: "\(bits)-bit")
     }
   }
 
