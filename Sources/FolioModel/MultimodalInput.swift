@@ -73,20 +73,12 @@ extension TextModel {
     let (positions, delta) = try MultimodalPositions.compute(
       tokens: tokens, imageTokenID: imageTokenID, grids: grids, mergeSize: mergeSize,
       start: state.tokenCount + state.positionDelta)
-    let hidden = FloatBuffer(count: tokens.count * h)
     var feature = 0
-    for (t, id) in tokens.enumerated() {
-      guard id >= 0, id < config.vocabularySize else {
-        throw FolioError(.invalidArgument, "token id \(id) is outside the vocabulary (0..<\(config.vocabularySize)).")
-      }
-      if id == imageTokenID {
-        imageFeatures.withUnsafeBufferPointer {
-          (hidden.pointer + t * h).update(from: $0.baseAddress! + feature * h, count: h)
-        }
-        feature += 1
-      } else {
-        weights.embedTokens.copyRow(id, into: hidden.pointer + t * h)
-      }
+    let hidden = try embed(tokens) { t, row in
+      guard tokens[t] == imageTokenID else { return false }
+      imageFeatures.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + feature * h, count: h) }
+      feature += 1
+      return true
     }
     state.positionDelta += delta
     return forward(embeddings: hidden, count: tokens.count, positions: positions, state: &state, pool: pool)

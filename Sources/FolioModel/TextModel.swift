@@ -31,17 +31,26 @@ public final class TextModel: Sendable {
   /// Runs `tokens` through the decoder after what `state` has seen and returns the logits of the last position.
   public func forward(tokens: [Int], state: inout DecoderState, pool: ComputePool) throws -> [Float] {
     guard !tokens.isEmpty else { throw FolioError(.invalidArgument, "forward needs at least one token.") }
+    let hidden = try embed(tokens) { _, _ in false }
+    let start = state.tokenCount + state.positionDelta
+    let positions = (0..<tokens.count).map { PositionTriple(uniform: start + $0) }
+    return forward(embeddings: hidden, count: tokens.count, positions: positions, state: &state, pool: pool)
+  }
+
+  /// Embeddings of `tokens` (`[count, hidden]`), checking every id against the vocabulary. `substitute(t, row)`
+  /// may fill row `t` itself (image features) and return true; otherwise the token's embedding is copied.
+  func embed(
+    _ tokens: [Int], substitute: (Int, UnsafeMutablePointer<Float>) -> Bool
+  ) throws -> FloatBuffer {
     let h = config.hiddenSize
     let hidden = FloatBuffer(count: tokens.count * h)
     for (t, id) in tokens.enumerated() {
       guard id >= 0, id < config.vocabularySize else {
         throw FolioError(.invalidArgument, "token id \(id) is outside the vocabulary (0..<\(config.vocabularySize)).")
       }
-      weights.embedTokens.copyRow(id, into: hidden.pointer + t * h)
+      if !substitute(t, hidden.pointer + t * h) { weights.embedTokens.copyRow(id, into: hidden.pointer + t * h) }
     }
-    let start = state.tokenCount + state.positionDelta
-    let positions = (0..<tokens.count).map { PositionTriple(uniform: start + $0) }
-    return forward(embeddings: hidden, count: tokens.count, positions: positions, state: &state, pool: pool)
+    return hidden
   }
 
   /// Runs `count` input embeddings (`[count, hidden]`, consumed) with explicit (t, h, w) positions and returns the
