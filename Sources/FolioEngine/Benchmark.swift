@@ -52,23 +52,16 @@ public enum Benchmark {
     var visionSeconds: Double?
     var imageTokens: Int?
     if let imageSize {
-      guard let vision = model.vision else {
-        throw FolioError(.visionUnavailable, "the model has no vision tower; drop --image.")
-      }
       let image = gradient(width: imageSize.width, height: imageSize.height)
       let visionStart = clock.now
-      let prepared = try vision.preprocessor.preprocess(image)
-      let grid = PatchGrid(t: prepared.grid.t, h: prepared.grid.h, w: prepared.grid.w)
-      let encoded = try vision.encoder.encode(pixelValues: prepared.pixelValues, grids: [grid], pool: pool)
+      let prepared = try model.prepareImage(image, source: "synthetic \(imageSize.width)x\(imageSize.height)")
+      features = try model.encodeImages([prepared], pool: pool)
       visionSeconds = visionStart.duration(to: clock.now).seconds
       let config = model.checkpoint.config
       tokens =
         [config.visionStartTokenID] + Array(repeating: config.imageTokenID, count: prepared.tokenCount)
         + [config.visionEndTokenID] + tokens
       imageTokens = prepared.tokenCount
-      features = ImageFeatures(
-        features: encoded, grids: [grid], imageTokenID: config.imageTokenID,
-        mergeSize: vision.encoder.config.spatialMergeSize)
     }
     var state = model.checkpoint.textModel.makeState()
     var firstToken: Double?

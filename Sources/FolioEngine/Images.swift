@@ -46,19 +46,30 @@ public struct VisionComponents: Sendable {
 extension LanguageModel {
   /// Decodes and preprocesses the image file at `url`, enforcing `limits` before decoding.
   public func prepareImage(file url: URL, limits: ImageLimits = .default) throws -> PreparedImage {
+    try requireVision()
+    return try prepareImage(ImageDecoder.decode(file: url, limits: limits), source: url.path)
+  }
+
+  /// Preprocesses an image already decoded (upright RGB); `source` names it in reports.
+  public func prepareImage(_ image: RGBImage, source: String) throws -> PreparedImage {
+    let vision = try requireVision()
+    let prepared = try vision.preprocessor.preprocess(image)
+    return PreparedImage(
+      source: source, width: image.width, height: image.height, resizedWidth: prepared.resizedWidth,
+      resizedHeight: prepared.resizedHeight,
+      grid: PatchGrid(t: prepared.grid.t, h: prepared.grid.h, w: prepared.grid.w), tokenCount: prepared.tokenCount,
+      pixelValues: prepared.pixelValues)
+  }
+
+  /// The vision components, or the `vision_unavailable` error for a text-only checkpoint.
+  @discardableResult func requireVision() throws -> VisionComponents {
     guard let vision else {
       throw FolioError(
         .visionUnavailable,
         "\(checkpoint.folder.path) has no vision tower (text-only checkpoint); use a full Qwen3.5 checkpoint for images."
       )
     }
-    let image = try ImageDecoder.decode(file: url, limits: limits)
-    let prepared = try vision.preprocessor.preprocess(image)
-    return PreparedImage(
-      source: url.path, width: image.width, height: image.height, resizedWidth: prepared.resizedWidth,
-      resizedHeight: prepared.resizedHeight,
-      grid: PatchGrid(t: prepared.grid.t, h: prepared.grid.h, w: prepared.grid.w), tokenCount: prepared.tokenCount,
-      pixelValues: prepared.pixelValues)
+    return vision
   }
 
   /// Replaces the i-th single `<|image_pad|>` of `tokens` by `images[i].tokenCount` copies.
@@ -87,7 +98,7 @@ extension LanguageModel {
 
   /// Runs the vision encoder over `images` (in prompt order) and packages the features for generation.
   public func encodeImages(_ images: [PreparedImage], pool: ComputePool) throws -> ImageFeatures {
-    guard let vision else { throw FolioError(.visionUnavailable, "this model has no vision tower.") }
+    let vision = try requireVision()
     let features = try vision.encoder.encode(
       pixelValues: images.flatMap(\.pixelValues), grids: images.map(\.grid), pool: pool)
     return ImageFeatures(
