@@ -25,7 +25,9 @@ struct BenchCommand: AsyncParsableCommand {
 
   func run() async throws {
     let size = try image.map(Self.parseSize)
-    let model = try LanguageModel(reference: modelOptions.model, quantizeBits: modelOptions.quantize)
+    let model = try LanguageModel(
+      reference: modelOptions.model, quantizeBits: modelOptions.quantize,
+      activations: modelOptions.quantizedActivations)
     let report = try Benchmark.run(
       model: model, promptTokens: promptTokens, generatedTokens: genTokens, imageSize: size, pool: modelOptions.pool)
     if json {

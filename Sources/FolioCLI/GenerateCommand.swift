@@ -65,7 +65,9 @@ struct GenerateCommand: AsyncParsableCommand {
 
   func run() async throws {
     let promptText = try readPrompt()
-    let model = try LanguageModel(reference: modelOptions.model, quantizeBits: modelOptions.quantize)
+    let model = try LanguageModel(
+      reference: modelOptions.model, quantizeBits: modelOptions.quantize,
+      activations: modelOptions.quantizedActivations)
     let pool = modelOptions.pool
     let images = try image.map {
       try model.prepareImage(file: URL(fileURLWithPath: $0), limits: ImageLimits(maxPixels: maxPixels))

@@ -12,12 +12,32 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: "Quantize the decoder's linear layers at load to 4 or 8 bits (groups of 64).")
   var quantize: Int?
 
+  @Option(
+    name: .long,
+    help: "How quantized layers multiply: int8 (int8 dot products; the default where the CPU has AVX-512 VNNI) or float (as MLX does).")
+  var activations: ActivationsChoice?
+
   func validate() throws {
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
     if let quantize, quantize != 4, quantize != 8 { throw ValidationError("--quantize takes 4 or 8.") }
   }
 
   var pool: ComputePool { ComputePool(threadCount: threads) }
+
+  /// The `--activations` choice, else the fastest this CPU supports.
+  var quantizedActivations: QuantizedActivations {
+    switch activations {
+    case .int8: .int8
+    case .float: .float32
+    case nil: .fastest
+    }
+  }
+}
+
+/// `--activations` values.
+enum ActivationsChoice: String, ExpressibleByArgument, CaseIterable {
+  case int8
+  case float
 }
 
 /// Sampling and length options shared by commands that generate text.

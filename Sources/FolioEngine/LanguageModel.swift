@@ -19,12 +19,16 @@ public final class LanguageModel: Sendable {
   public let loadSeconds: Double
 
   /// Resolves `reference` (folder, cache entry or model id) and loads it.
-  /// `quantizeBits` (4 or 8) quantizes the decoder's linear layers at load.
-  public init(reference: String, locator: ModelLocator = ModelLocator(), quantizeBits: Int? = nil) throws {
+  /// `quantizeBits` (4 or 8) quantizes the decoder's linear layers at load; `activations` picks how quantized
+  /// layers multiply.
+  public init(
+    reference: String, locator: ModelLocator = ModelLocator(), quantizeBits: Int? = nil,
+    activations: QuantizedActivations = .fastest
+  ) throws {
     let clock = ContinuousClock()
     let start = clock.now
     let folder = try locator.resolve(reference)
-    checkpoint = try Checkpoint(folder: folder, quantizeBits: quantizeBits)
+    checkpoint = try Checkpoint(folder: folder, quantizeBits: quantizeBits, activations: activations)
     tokenizer = try Tokenizer(folder: folder)
     chatTemplate = ChatTemplate.load(folder: folder)
     var stops = Set(checkpoint.config.eosTokenIDs + checkpoint.generationDefaults.eosTokenIDs)

@@ -5,12 +5,24 @@ import Foundation
 /// Weights quantized group-wise with a scale and bias per group, in MLX's affine layout (qwen35.md §6.2):
 /// per row, `bits`-bit codes packed LSB-first into `UInt32` words, and for each `groupSize` columns
 /// `w ≈ scale · q + bias` with `q ∈ [0, 2^bits − 1]`.
+///
+/// `interleaved()` repacks the same codes into blocks of 16 rows for the int8-activation kernels (VNNI dot
+/// products); the values are unchanged, only their order in memory.
 public final class AffineQuantizedStorage: @unchecked Sendable {
+  /// How the codes, scales and biases are ordered in memory.
+  public enum Layout: Sendable {
+    /// MLX's: row after row (codes `[rows, columns·bits/32]` words, scales and biases `[rows, groups]`).
+    case mlx
+    /// Blocks of 16 rows for int8 dot products (`folio_interleaved_weights` in CFolioKernels.h).
+    case interleaved
+  }
+
   public let bits: Int
   public let groupSize: Int
   public let rows: Int
   public let columns: Int
-  let codes: UnsafeMutablePointer<UInt32>
+  public let layout: Layout
+  let codes: UnsafeMutableRawPointer
   let scales: UnsafeMutablePointer<Float>
   let biases: UnsafeMutablePointer<Float>
   /// Keeps external codes (a mapped checkpoint) alive; `nil` when this object allocated them.
@@ -26,7 +38,8 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     self.rows = rows
     self.columns = columns
     self.codesOwner = codesOwner
-    codes = UnsafeMutablePointer(mutating: external.assumingMemoryBound(to: UInt32.self))
+    layout = .mlx
+    codes = UnsafeMutableRawPointer(mutating: external)
     let groups = rows * (columns / groupSize)
     self.scales = .allocate(capacity: max(groups, 1))
     self.biases = .allocate(capacity: max(groups, 1))
@@ -42,14 +55,16 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     rows = source.rows
     columns = source.columns
     codesOwner = nil
+    layout = .mlx
     let words = columns * bits / 32
     let groups = columns / groupSize
-    codes = .allocate(capacity: max(rows * words, 1))
-    codes.initialize(repeating: 0, count: rows * words)
+    let codeWords = UnsafeMutablePointer<UInt32>.allocate(capacity: max(rows * words, 1))
+    codeWords.initialize(repeating: 0, count: rows * words)
+    codes = UnsafeMutableRawPointer(codeWords)
     scales = .allocate(capacity: max(rows * groups, 1))
     biases = .allocate(capacity: max(rows * groups, 1))
     let levels = Float((1 << bits) - 1)
-    let (codes, scales, biases) = (UncheckedSendable(codes), UncheckedSendable(scales), UncheckedSendable(biases))
+    let (codes, scales, biases) = (UncheckedSendable(codeWords), UncheckedSendable(scales), UncheckedSendable(biases))
     let columns = columns
     // Rows are independent (each starts on a word boundary): quantize them on every core.
     ComputePool().parallelFor(rows, minimumPerThread: 16) { range in
@@ -78,16 +93,72 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     }
   }
 
+  /// Repacks MLX-layout storage into the interleaved layout (on every core).
+  private init(interleaving source: AffineQuantizedStorage) {
+    bits = source.bits
+    groupSize = source.groupSize
+    rows = source.rows
+    columns = source.columns
+    codesOwner = nil
+    layout = .interleaved
+    let codeBytes = folio_interleaved_code_bytes(rows, columns, Int32(bits))
+    let values = folio_interleaved_group_values(rows, columns, groupSize)
+    codes = .allocate(byteCount: max(codeBytes, 1), alignment: 64)
+    scales = .allocate(capacity: max(values, 1))
+    biases = .allocate(capacity: max(values, 1))
+    let (codes, scales, biases) = (
+      UncheckedSendable(codes.assumingMemoryBound(to: UInt8.self)), UncheckedSendable(scales),
+      UncheckedSendable(biases)
+    )
+    let (rows, columns) = (rows, columns)
+    ComputePool().parallelFor((rows + 15) / 16, minimumPerThread: 8) { blocks in
+      var descriptor = source.descriptor
+      folio_interleave_affine(
+        &descriptor, rows, columns, blocks.lowerBound, blocks.upperBound, codes.value, scales.value, biases.value)
+    }
+  }
+
   deinit {
     if codesOwner == nil { codes.deallocate() }
     scales.deallocate()
     biases.deallocate()
   }
 
-  /// The C kernels' view of this storage.
+  /// This storage repacked for the int8-activation kernels (`self` when it already is).
+  public func interleaved() -> AffineQuantizedStorage {
+    layout == .interleaved ? self : AffineQuantizedStorage(interleaving: self)
+  }
+
+  /// The memory-mapped codes this storage reads (owner, first byte, length), so a loader can release their pages
+  /// once they are no longer needed; `nil` when the codes are owned here.
+  public var mappedCodes: (owner: AnyObject, base: UnsafeRawPointer, bytes: Int)? {
+    codesOwner.map { ($0, UnsafeRawPointer(codes), rows * columns * bits / 8) }
+  }
+
+  /// The C kernels' view of MLX-layout storage.
   var descriptor: folio_affine_weights {
     folio_affine_weights(
-      codes: codes, scales: scales, biases: biases, bits: Int32(bits), group_size: groupSize)
+      codes: codes.assumingMemoryBound(to: UInt32.self), scales: scales, biases: biases, bits: Int32(bits),
+      group_size: groupSize)
+  }
+
+  /// The C kernels' view of interleaved storage.
+  var interleavedDescriptor: folio_interleaved_weights {
+    folio_interleaved_weights(
+      codes: codes.assumingMemoryBound(to: UInt8.self), scales: scales, biases: biases, bits: Int32(bits),
+      group_size: groupSize, rows: rows, cols: columns)
+  }
+
+  /// Row `r` dequantized into `destination` (`columns` floats).
+  func dequantizeRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
+    switch layout {
+    case .mlx:
+      var d = descriptor
+      folio_dequantize_rows(&d, columns, r, r + 1, destination)
+    case .interleaved:
+      var d = interleavedDescriptor
+      folio_interleaved_dequantize_row(&d, r, destination)
+    }
   }
 
   /// Whether a matrix of `columns` can be quantized with these settings.
@@ -95,12 +166,32 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     (bits == 4 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
   }
 
-  /// The packed codes, `[rows, columns·bits/32]` little-endian `UInt32` words, as bytes.
-  public var codeBytes: Data { Data(bytes: codes, count: rows * columns * bits / 8) }
+  /// Codes, scales and biases in MLX's layout (copied back out of the interleaved layout if need be).
+  private func mlxArrays() -> (codes: Data, scales: [Float], biases: [Float]) {
+    let groups = rows * (columns / groupSize)
+    switch layout {
+    case .mlx:
+      return (
+        Data(bytes: codes, count: rows * columns * bits / 8),
+        Array(UnsafeBufferPointer(start: scales, count: groups)),
+        Array(UnsafeBufferPointer(start: biases, count: groups))
+      )
+    case .interleaved:
+      var words = [UInt32](repeating: 0, count: rows * columns * bits / 32)
+      var s = [Float](repeating: 0, count: groups)
+      var b = [Float](repeating: 0, count: groups)
+      var d = interleavedDescriptor
+      folio_deinterleave_affine(&d, 0, rows, &words, &s, &b)
+      return (words.withUnsafeBytes { Data($0) }, s, b)
+    }
+  }
+
+  /// The packed codes in MLX's layout, `[rows, columns·bits/32]` little-endian `UInt32` words, as bytes.
+  public var codeBytes: Data { mlxArrays().codes }
   /// Per-group scales, `[rows, columns/groupSize]`.
-  public var scaleValues: [Float] { Array(UnsafeBufferPointer(start: scales, count: rows * (columns / groupSize))) }
+  public var scaleValues: [Float] { mlxArrays().scales }
   /// Per-group biases, `[rows, columns/groupSize]`.
-  public var biasValues: [Float] { Array(UnsafeBufferPointer(start: biases, count: rows * (columns / groupSize))) }
+  public var biasValues: [Float] { mlxArrays().biases }
 
   /// A weight matrix over this storage (`elementType` names the type the scales were stored in).
   public func matrix(elementType: WeightElementType) -> WeightMatrix {
@@ -108,6 +199,17 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
       base: UnsafeRawPointer(codes), rows: rows, columns: columns, elementType: elementType, owner: self,
       quantization: self)
   }
+}
+
+/// How matrices with quantized weights multiply their fp32 activations.
+public enum QuantizedActivations: Sendable, Equatable {
+  /// Activations quantized to int8 per group and multiplied with int8 dot products (weights interleaved at load).
+  case int8
+  /// Weights dequantized in registers and multiplied with fp32 activations, as MLX's runtime does.
+  case float32
+
+  /// `.int8` on CPUs with int8 dot products (AVX-512 VNNI), else `.float32`.
+  public static var fastest: QuantizedActivations { folio_has_int8_dot() != 0 ? .int8 : .float32 }
 }
 
 extension WeightMatrix {

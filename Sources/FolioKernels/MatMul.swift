@@ -15,6 +15,10 @@ public enum MatMul {
     let pathCode = Int32((path ?? kernelPath).rawValue)
     let xs = UncheckedSendable(x)
     let ys = UncheckedSendable(y)
+    if let quantization = w.quantization, quantization.layout == .interleaved {
+      int8(x, tokens: tokens, quantization, into: ys, pool: pool, path: pathCode)
+      return
+    }
     if let quantization = w.quantization {
       affine(xs, tokens: tokens, quantization, columns: w.columns, rows: w.rows, into: ys, pool: pool, path: pathCode)
       return
@@ -55,6 +59,33 @@ public enum MatMul {
           path, xs.value, tokens, scratch, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, count, ys.value + start, rows)
         start += count
       }
+    }
+  }
+
+  /// Interleaved quantized weights: the activations are quantized to int8 per group once, then each thread
+  /// multiplies its blocks of 16 rows with int8 dot products.
+  static func int8(
+    _ x: UnsafePointer<Float>, tokens: Int, _ storage: AffineQuantizedStorage,
+    into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool, path: Int32
+  ) {
+    let (columns, rows, groupSize) = (storage.columns, storage.rows, storage.groupSize)
+    let groups = tokens * (columns / groupSize)
+    let q = UnsafeMutablePointer<Int8>.allocate(capacity: tokens * columns)
+    let scales = UnsafeMutablePointer<Float>.allocate(capacity: groups)
+    let sums = UnsafeMutablePointer<Float>.allocate(capacity: groups)
+    defer {
+      q.deallocate()
+      scales.deallocate()
+      sums.deallocate()
+    }
+    folio_quantize_activations(x, tokens, columns, groupSize, q, scales, sums)
+    let activations = UncheckedSendable(folio_int8_activations(q: q, scales: scales, sums: sums))
+    let blocks = (rows + 15) / 16
+    // A block of 16 rows is the unit of work; decode splits even small matrices, prefill needs fewer parts.
+    pool.parallelFor(blocks, minimumPerThread: 4) { range in
+      var weights = storage.interleavedDescriptor
+      var x = activations.value
+      folio_linear_int8_on(path, &x, tokens, &weights, range.lowerBound, range.upperBound, ys.value, rows)
     }
   }
 

@@ -43,8 +43,7 @@ public struct WeightMatrix: @unchecked Sendable {
   /// Widens (or dequantizes) row `r` into `destination` (which holds at least `columns` floats).
   public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
     if let quantization {
-      var descriptor = quantization.descriptor
-      folio_dequantize_rows(&descriptor, columns, r, r + 1, destination)
+      quantization.dequantizeRow(r, into: destination)
       return
     }
     Convert.widen(base + r * rowStride, elementType, count: columns, into: destination)

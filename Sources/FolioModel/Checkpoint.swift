@@ -1,4 +1,5 @@
 import FolioBase
+import FolioKernels
 import FolioTensors
 import Foundation
 
@@ -12,8 +13,8 @@ public final class Checkpoint: Sendable {
   public let store: TensorStore
 
   /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`); `quantizeBits` (4 or 8) quantizes the
-  /// decoder's linear layers at load.
-  public init(folder: URL, quantizeBits: Int? = nil) throws {
+  /// decoder's linear layers at load; `activations` picks how quantized layers multiply (see `QuantizedActivations`).
+  public init(folder: URL, quantizeBits: Int? = nil, activations: QuantizedActivations = .fastest) throws {
     if let bits = quantizeBits, bits != 4, bits != 8 {
       throw FolioError(.invalidArgument, "--quantize takes 4 or 8, got \(bits).")
     }
@@ -22,6 +23,7 @@ public final class Checkpoint: Sendable {
     generationDefaults = try GenerationDefaults.load(from: folder.appendingPathComponent("generation_config.json"))
     store = try TensorStore(folder: folder)
     textModel = try TextModel(
-      store: store, config: config.text, quantization: config.quantization, quantizeBits: quantizeBits)
+      store: store, config: config.text, quantization: config.quantization, quantizeBits: quantizeBits,
+      activations: activations)
   }
 }

@@ -18,11 +18,18 @@ public final class TextModel: Sendable {
 
   /// Loads the decoder weights of `store`, validated against `config`; with `quantizeBits` (4 or 8) the linear
   /// layers are quantized at load (MLX affine, groups of 64) instead of being used in their stored type.
+  /// `activations` picks how quantized layers multiply: `.int8` repacks them once for int8 dot products.
   public convenience init(
-    store: TensorStore, config: TextConfiguration, quantization: QuantizationSettings? = nil, quantizeBits: Int? = nil
+    store: TensorStore, config: TextConfiguration, quantization: QuantizationSettings? = nil, quantizeBits: Int? = nil,
+    activations: QuantizedActivations = .fastest
   ) throws {
-    let weights = try TextWeights.load(from: store, config: config, quantization: quantization)
-    self.init(config: config, weights: quantizeBits.map { weights.quantized(bits: $0) } ?? weights)
+    var weights = try TextWeights.load(from: store, config: config, quantization: quantization)
+    if let bits = quantizeBits {
+      weights = weights.quantized(bits: bits, interleave: activations == .int8)
+    } else if activations == .int8 {
+      weights = weights.interleavedForInt8Activations()
+    }
+    self.init(config: config, weights: weights)
   }
 
   /// A new, empty state for this model.

@@ -289,17 +289,39 @@ extension TextWeights {
 
 extension TextWeights {
   /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns), as mlx-lm
-  /// quantizes them; norms, convolution taps, decay parameters and MoE router gates stay as stored. A tied LM head stays the same matrix as the embedding.
-  func quantized(bits: Int) -> TextWeights {
+  /// quantizes them; norms, convolution taps, decay parameters and MoE router gates stay as stored. A tied LM head
+  /// stays the same matrix as the embedding.
+  /// With `interleave`, each matrix is also repacked for int8 dot products right after it is quantized.
+  func quantized(bits: Int, interleave: Bool = false) -> TextWeights {
     // Quantize one matrix at a time and let its stored pages go, so peak memory is the quantized model plus one
     // matrix rather than both models.
-    func q(_ m: WeightMatrix) -> WeightMatrix {
-      let quantized = m.quantized(bits: bits)
-      if quantized.quantization != nil, let file = m.owner as? MappedFile {
-        file.discard(m.base, count: m.rows * m.rowStride)
+    mappingQuantizable { m in
+      var quantized = m.quantized(bits: bits)
+      if let storage = quantized.quantization {
+        if let file = m.owner as? MappedFile { file.discard(m.base, count: m.rows * m.rowStride) }
+        if interleave { quantized = storage.interleaved().matrix(elementType: m.elementType) }
       }
       return quantized
     }
+  }
+
+  /// Every quantized matrix repacked for int8 dot products (`AffineQuantizedStorage.interleaved()`); codes that
+  /// were memory-mapped from an MLX folder have their pages released once repacked.
+  func interleavedForInt8Activations() -> TextWeights {
+    mappingQuantizable { m in
+      guard let storage = m.quantization, storage.layout == .mlx else { return m }
+      let repacked = storage.interleaved()
+      if let (file, base, bytes) = storage.mappedCodes, let file = file as? MappedFile {
+        file.discard(base, count: bytes)
+      }
+      return repacked.matrix(elementType: m.elementType)
+    }
+  }
+
+  /// A copy with `transform` applied to every linear layer and the embedding (the matrices that can be quantized),
+  /// one at a time; a tied LM head stays the same matrix as the embedding.
+  private func mappingQuantizable(_ transform: (WeightMatrix) -> WeightMatrix) -> TextWeights {
+    let q = transform
     func mlp(_ m: MLPWeights) -> MLPWeights { MLPWeights(gate: q(m.gate), up: q(m.up), down: q(m.down)) }
     var copy = self
     let tied = lmHead.base == embedTokens.base

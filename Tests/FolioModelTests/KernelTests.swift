@@ -112,3 +112,86 @@ struct AffineQuantizationTests {
     #expect(matrix.quantized(bits: 4, groupSize: 64).quantization == nil)
   }
 }
+
+/// Quantized weights repacked for int8 dot products (`AffineQuantizedStorage.interleaved()`), multiplied with
+/// activations quantized to int8 per group: the repacking keeps every value, and on every path the product equals
+/// the same arithmetic done in double precision, within the bound that int8 activations allow of the fp32 product.
+@Suite("Int8 activations")
+struct Int8ActivationTests {
+  static let shapes = [(1, 9, 64, 64), (3, 16, 128, 32), (8, 33, 256, 128), (13, 70, 192, 64), (70, 17, 128, 64)]
+
+  static func quantizedMatrix(rows: Int, columns: Int, bits: Int, groupSize: Int) throws -> WeightMatrix {
+    var generator = SystemRandomNumberGenerator()
+    let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+    let matrix = WeightMatrix.owning(weights, rows: rows, columns: columns).quantized(bits: bits, groupSize: groupSize)
+    _ = try #require(matrix.quantization)
+    return matrix
+  }
+
+  @Test(arguments: [4, 8])
+  func interleavingKeepsEveryValue(bits: Int) throws {
+    for (_, rows, columns, groupSize) in Self.shapes {
+      let matrix = try Self.quantizedMatrix(rows: rows, columns: columns, bits: bits, groupSize: groupSize)
+      let mlx = try #require(matrix.quantization)
+      let interleaved = mlx.interleaved()
+      #expect(interleaved.layout == .interleaved)
+      #expect(interleaved.interleaved() === interleaved)
+      #expect(interleaved.matrix(elementType: .float32).toFloatArray() == matrix.toFloatArray())
+      #expect(interleaved.codeBytes == mlx.codeBytes)
+      #expect(interleaved.scaleValues == mlx.scaleValues)
+      #expect(interleaved.biasValues == mlx.biasValues)
+    }
+  }
+
+  @Test(arguments: [4, 8])
+  func productMatchesTheSameArithmeticInDouble(bits: Int) throws {
+    var generator = SystemRandomNumberGenerator()
+    for (tokens, rows, columns, groupSize) in Self.shapes {
+      let matrix = try Self.quantizedMatrix(rows: rows, columns: columns, bits: bits, groupSize: groupSize)
+      let w = matrix.toFloatArray()
+      let biases = try #require(matrix.quantization).biasValues
+      let interleaved = try #require(matrix.quantization).interleaved().matrix(elementType: .float32)
+      var input = (0..<(tokens * columns)).map { _ in Float.random(in: -3...3, using: &generator) }
+      for i in 0..<groupSize { input[i] = 0 }  // an all-zero group (scale 0)
+      input[columns - 1] = 40  // an outlier
+      // Reference: x ≈ dx·round(x/dx) per group (dx = max|x|/127) multiplies scale·q; the bias multiplies the
+      // exact x.
+      var expected = [Double](repeating: 0, count: tokens * rows)
+      var bound = [Double](repeating: 0, count: tokens * rows)
+      var exact = [Double](repeating: 0, count: tokens * rows)
+      for t in 0..<tokens {
+        for g in 0..<(columns / groupSize) {
+          let range = (t * columns + g * groupSize)..<(t * columns + (g + 1) * groupSize)
+          let amax = input[range].map { abs($0) }.max() ?? 0
+          let dx = amax / 127
+          let q = input[range].map { amax > 0 ? ($0 * (127 / amax)).rounded(.toNearestOrEven) : 0 }
+          for r in 0..<rows {
+            for (j, k) in range.enumerated() {
+              let wk = Double(w[r * columns + g * groupSize + j])
+              let bias = Double(biases[r * (columns / groupSize) + g])
+              expected[t * rows + r] += (wk - bias) * Double(q[j]) * Double(dx) + bias * Double(input[k])
+              exact[t * rows + r] += wk * Double(input[k])
+              bound[t * rows + r] += abs(wk - bias) * Double(dx) / 2
+            }
+          }
+        }
+      }
+      for path in KernelPath.allCases {
+        var output = [Float](repeating: .nan, count: tokens * rows)
+        input.withUnsafeBufferPointer { x in
+          output.withUnsafeMutableBufferPointer { y in
+            MatMul.linear(
+              x.baseAddress!, tokens: tokens, weight: interleaved, into: y.baseAddress!,
+              pool: ComputePool(threadCount: 2), path: path)
+          }
+        }
+        let label = "\(bits)-bit \(MatMul.supportedPath(path)) \(tokens)x\(rows)x\(columns)/\(groupSize)"
+        // The int8 sums are exact; what remains is fp32 rounding of the per-group scaling and the bias sums.
+        let worst = zip(output, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
+        #expect(worst < 1e-4 * Double(columns).squareRoot(), "\(label): \(worst)")
+        let outside = (0..<output.count).filter { abs(Double(output[$0]) - exact[$0]) > bound[$0] + 1e-3 }
+        #expect(outside.isEmpty, "\(label): \(outside.count) outputs further from the fp32 product than int8 allows")
+      }
+    }
+  }
+}

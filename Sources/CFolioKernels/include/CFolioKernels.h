@@ -46,3 +46,55 @@ void folio_linear_rows_affine_on(int path, const float *x, size_t tokens, const 
 
 /// Widens rows [row_begin, row_end) of affine-quantized weights into `out` ([rows, cols] fp32, row_begin first).
 void folio_dequantize_rows(const folio_affine_weights *w, size_t cols, size_t row_begin, size_t row_end, float *out);
+
+/// Affine-quantized weights repacked for int8 dot products (see interleaved.c): blocks of 16 rows; per block and
+/// group of columns, 64-byte steps where byte j holds row j/4's codes for four consecutive columns (4-bit: low
+/// nibbles columns k..k+3, high nibbles k+4..k+7); scales and biases as [block, group, 16]. Rows past `rows` in the
+/// last block are zero.
+typedef struct {
+  const uint8_t *codes;
+  const float *scales;
+  const float *biases;
+  int bits;
+  size_t group_size;
+  size_t rows;
+  size_t cols;
+} folio_interleaved_weights;
+
+/// Bytes of interleaved codes for a [rows, cols] matrix (rows rounded up to blocks of 16).
+size_t folio_interleaved_code_bytes(size_t rows, size_t cols, int bits);
+
+/// Scales (or biases) in the interleaved layout for a [rows, cols] matrix.
+size_t folio_interleaved_group_values(size_t rows, size_t cols, size_t group_size);
+
+/// Repacks blocks [block_begin, block_end) of 16 rows from MLX's layout into the interleaved one.
+void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_t cols, size_t block_begin,
+                             size_t block_end, uint8_t *codes, float *scales, float *biases);
+
+/// Writes rows [row_begin, row_end) back in MLX's layout (codes [n, cols·bits/32], scales/biases [n, groups]).
+void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_begin, size_t row_end,
+                               uint32_t *codes, float *scales, float *biases);
+
+/// Row `r` of interleaved weights dequantized into `out` (cols floats).
+void folio_interleaved_dequantize_row(const folio_interleaved_weights *w, size_t r, float *out);
+
+/// Activations quantized per group of columns: x[t, k] ≈ scales[t, g] · q[t, k], with sums[t, g] = Σ x over the
+/// group (exact, for the bias term).
+typedef struct {
+  const int8_t *q;      // [tokens, cols]
+  const float *scales;  // [tokens, cols / group_size]
+  const float *sums;    // [tokens, cols / group_size]
+} folio_int8_activations;
+
+/// Quantizes `tokens` rows of `cols` activations symmetrically to int8 per group of `group_size` columns.
+void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size_t group_size, int8_t *q,
+                                float *scales, float *sums);
+
+/// Whether this CPU has the int8 dot products (AVX-512 VNNI) the interleaved kernel's fast path uses.
+int folio_has_int8_dot(void);
+
+/// y[t * ldy + r] = Σ_k x[t, k] · w[r, k] for the rows of 16-row blocks [block_begin, block_end), with int8
+/// activations; `path` FOLIO_PATH_AVX512 takes the VNNI kernel when the CPU has it, any other the portable one.
+void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t tokens,
+                          const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
+                          size_t ldy);

@@ -1,0 +1,281 @@
+// Affine-quantized weights multiplied with int8 activations (VNNI dot products).
+//
+// At load the MLX layout (one row after another) is repacked into blocks of 16 rows: for each group of columns,
+// 64-byte steps where byte j holds row j/4's codes for four consecutive columns. One `vpdpbusd` then multiplies a
+// step by four int8 activations broadcast to every lane and adds into 16 per-row int32 sums, so a 16-row block is
+// multiplied by a token without any horizontal reduction. 4-bit steps cover eight columns: the low nibbles hold
+// columns k..k+3, the high nibbles k+4..k+7. After each group the int32 sums are scaled once:
+//   y[r] += scale[r,g] · dx[g] · Σ q·xq  +  bias[r,g] · Σ x      (x ≈ dx · xq per group of columns)
+// Activations are quantized per group to int8 (symmetric, round to nearest) with their exact fp32 sum kept for
+// the bias term, as llama.cpp does for its Q8 activations.
+#include "CFolioKernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FOLIO_X86 1
+#endif
+
+enum { BLOCK_ROWS = 16, STEP_BYTES = 64, TOKEN_TILE = 8, TOKEN_CHUNK = 64 };
+
+static size_t row_blocks(size_t rows) { return (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; }
+
+size_t folio_interleaved_code_bytes(size_t rows, size_t cols, int bits) {
+  return row_blocks(rows) * BLOCK_ROWS * cols * (size_t)bits / 8;
+}
+
+size_t folio_interleaved_group_values(size_t rows, size_t cols, size_t group_size) {
+  return row_blocks(rows) * BLOCK_ROWS * (cols / group_size);
+}
+
+// Columns covered by one 64-byte step.
+static size_t step_columns(int bits) { return bits == 4 ? 8 : 4; }
+
+// Byte offset and nibble (0 low, 1 high; always 0 for 8-bit) of code (row i of its block, column k) within the
+// block's codes.
+static void code_position(int bits, size_t group_size, size_t i, size_t k, size_t *byte, int *nibble) {
+  size_t g = k / group_size, within = k % group_size;
+  size_t step = within / step_columns(bits), lane = within % step_columns(bits);
+  size_t group_bytes = group_size * (size_t)bits / 8 * BLOCK_ROWS;
+  *byte = g * group_bytes + step * STEP_BYTES + i * 4 + lane % 4;
+  *nibble = bits == 4 ? (int)(lane / 4) : 0;
+}
+
+static unsigned mlx_code(const uint32_t *row_codes, int bits, size_t k) {
+  size_t bit = k * (size_t)bits;
+  return (row_codes[bit / 32] >> (bit % 32)) & ((1u << bits) - 1u);
+}
+
+void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_t cols, size_t block_begin,
+                             size_t block_end, uint8_t *codes, float *scales, float *biases) {
+  int bits = src->bits;
+  size_t gs = src->group_size, groups = cols / gs, words = cols * (size_t)bits / 32;
+  size_t block_bytes = BLOCK_ROWS * cols * (size_t)bits / 8;
+  for (size_t b = block_begin; b < block_end; b++) {
+    uint8_t *block = codes + b * block_bytes;
+    memset(block, 0, block_bytes);
+    for (size_t i = 0; i < BLOCK_ROWS; i++) {
+      size_t r = b * BLOCK_ROWS + i;
+      for (size_t g = 0; g < groups; g++) {
+        size_t at = (b * groups + g) * BLOCK_ROWS + i;
+        scales[at] = r < rows ? src->scales[r * groups + g] : 0;
+        biases[at] = r < rows ? src->biases[r * groups + g] : 0;
+      }
+      if (r >= rows) continue;
+      const uint32_t *row_codes = src->codes + r * words;
+      for (size_t k = 0; k < cols; k++) {
+        size_t byte;
+        int nibble;
+        code_position(bits, gs, i, k, &byte, &nibble);
+        block[byte] |= (uint8_t)(mlx_code(row_codes, bits, k) << (4 * nibble));
+      }
+    }
+  }
+}
+
+void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_begin, size_t row_end,
+                               uint32_t *codes, float *scales, float *biases) {
+  int bits = w->bits;
+  size_t gs = w->group_size, cols = w->cols, groups = cols / gs, words = cols * (size_t)bits / 32;
+  size_t block_bytes = BLOCK_ROWS * cols * (size_t)bits / 8;
+  for (size_t r = row_begin; r < row_end; r++) {
+    size_t b = r / BLOCK_ROWS, i = r % BLOCK_ROWS;
+    const uint8_t *block = w->codes + b * block_bytes;
+    uint32_t *out = codes + (r - row_begin) * words;
+    memset(out, 0, words * sizeof *out);
+    for (size_t k = 0; k < cols; k++) {
+      size_t byte;
+      int nibble;
+      code_position(bits, gs, i, k, &byte, &nibble);
+      unsigned q = (block[byte] >> (4 * nibble)) & ((1u << bits) - 1u);
+      out[k * (size_t)bits / 32] |= (uint32_t)q << ((k * (size_t)bits) % 32);
+    }
+    for (size_t g = 0; g < groups; g++) {
+      scales[(r - row_begin) * groups + g] = w->scales[(b * groups + g) * BLOCK_ROWS + i];
+      biases[(r - row_begin) * groups + g] = w->biases[(b * groups + g) * BLOCK_ROWS + i];
+    }
+  }
+}
+
+void folio_interleaved_dequantize_row(const folio_interleaved_weights *w, size_t r, float *out) {
+  int bits = w->bits;
+  size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
+  size_t b = r / BLOCK_ROWS, i = r % BLOCK_ROWS;
+  const uint8_t *block = w->codes + b * BLOCK_ROWS * cols * (size_t)bits / 8;
+  for (size_t k = 0; k < cols; k++) {
+    size_t byte;
+    int nibble;
+    code_position(bits, gs, i, k, &byte, &nibble);
+    unsigned q = (block[byte] >> (4 * nibble)) & ((1u << bits) - 1u);
+    size_t at = (b * groups + k / gs) * BLOCK_ROWS + i;
+    out[k] = (float)q * w->scales[at] + w->biases[at];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activations
+// ---------------------------------------------------------------------------------------------------------------
+
+void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size_t group_size, int8_t *q,
+                                float *scales, float *sums) {
+  size_t groups = cols / group_size;
+  for (size_t t = 0; t < tokens; t++) {
+    for (size_t g = 0; g < groups; g++) {
+      const float *xg = x + t * cols + g * group_size;
+      int8_t *qg = q + t * cols + g * group_size;
+      float amax = 0, sum = 0;
+      for (size_t i = 0; i < group_size; i++) {
+        amax = fmaxf(amax, fabsf(xg[i]));
+        sum += xg[i];
+      }
+      float scale = amax / 127.0f, inverse = amax > 0 ? 127.0f / amax : 0;
+      for (size_t i = 0; i < group_size; i++) qg[i] = (int8_t)lrintf(xg[i] * inverse);
+      scales[t * groups + g] = scale;
+      sums[t * groups + g] = sum;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Portable path (also the reference the SIMD path is tested against)
+// ---------------------------------------------------------------------------------------------------------------
+
+static void int8_portable(const folio_int8_activations *x, size_t tokens, const folio_interleaved_weights *w,
+                          size_t block_begin, size_t block_end, float *y, size_t ldy) {
+  int bits = w->bits;
+  size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
+  size_t group_bytes = gs * (size_t)bits / 8 * BLOCK_ROWS, steps = gs / step_columns(bits);
+  for (size_t b = block_begin; b < block_end; b++) {
+    for (size_t t = 0; t < tokens; t++) {
+      float acc[BLOCK_ROWS] = {0};
+      for (size_t g = 0; g < groups; g++) {
+        const uint8_t *c = w->codes + (b * groups + g) * group_bytes;
+        const int8_t *xg = x->q + t * cols + g * gs;
+        int32_t dot[BLOCK_ROWS] = {0};
+        for (size_t s = 0; s < steps; s++) {
+          for (size_t j = 0; j < STEP_BYTES; j++) {
+            unsigned byte = c[s * STEP_BYTES + j];
+            if (bits == 4) {
+              dot[j / 4] += (int32_t)(byte & 15) * xg[8 * s + j % 4] + (int32_t)(byte >> 4) * xg[8 * s + 4 + j % 4];
+            } else {
+              dot[j / 4] += (int32_t)byte * xg[4 * s + j % 4];
+            }
+          }
+        }
+        float dx = x->scales[t * groups + g], sum = x->sums[t * groups + g];
+        const float *sc = w->scales + (b * groups + g) * BLOCK_ROWS, *bi = w->biases + (b * groups + g) * BLOCK_ROWS;
+        for (size_t i = 0; i < BLOCK_ROWS; i++) acc[i] += (float)dot[i] * (sc[i] * dx) + bi[i] * sum;
+      }
+      for (size_t i = 0; i < BLOCK_ROWS && b * BLOCK_ROWS + i < w->rows; i++) y[t * ldy + b * BLOCK_ROWS + i] = acc[i];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX-512 VNNI path
+// ---------------------------------------------------------------------------------------------------------------
+
+#if FOLIO_X86
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+static inline int32_t load4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+// One 16-row block times NT tokens (NT a compile-time constant after inlining, so the sums stay in registers).
+VNNI_TARGET __attribute__((always_inline)) static inline void block_vnni(const folio_int8_activations *x,
+                                                                         const folio_interleaved_weights *w, size_t b,
+                                                                         size_t t0, float *y, size_t ldy,
+                                                                         const int NT) {
+  const int bits = w->bits;
+  const size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
+  const size_t group_bytes = gs * (size_t)bits / 8 * BLOCK_ROWS;
+  const __m512i low_mask = _mm512_set1_epi8(0x0F);
+  __m512 acc[TOKEN_TILE];
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+  const uint8_t *c = w->codes + b * groups * group_bytes;
+  const float *sc = w->scales + b * groups * BLOCK_ROWS, *bi = w->biases + b * groups * BLOCK_ROWS;
+  for (size_t g = 0; g < groups; g++) {
+    __m512i dot[TOKEN_TILE];
+    for (int t = 0; t < NT; t++) dot[t] = _mm512_setzero_si512();
+    const int8_t *xg = x->q + t0 * cols + g * gs;
+    if (bits == 4) {
+      for (size_t k = 0; k < gs; k += 8, c += STEP_BYTES) {
+        __m512i packed = _mm512_loadu_si512((const void *)c);
+        __m512i lo = _mm512_and_si512(packed, low_mask);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
+        for (int t = 0; t < NT; t++) {
+          dot[t] = _mm512_dpbusd_epi32(dot[t], lo, _mm512_set1_epi32(load4(xg + t * cols + k)));
+          dot[t] = _mm512_dpbusd_epi32(dot[t], hi, _mm512_set1_epi32(load4(xg + t * cols + k + 4)));
+        }
+      }
+    } else {
+      for (size_t k = 0; k < gs; k += 4, c += STEP_BYTES) {
+        __m512i codes = _mm512_loadu_si512((const void *)c);
+        for (int t = 0; t < NT; t++)
+          dot[t] = _mm512_dpbusd_epi32(dot[t], codes, _mm512_set1_epi32(load4(xg + t * cols + k)));
+      }
+    }
+    __m512 scale = _mm512_loadu_ps(sc + g * BLOCK_ROWS), bias = _mm512_loadu_ps(bi + g * BLOCK_ROWS);
+    for (int t = 0; t < NT; t++) {
+      size_t at = (t0 + t) * groups + g;
+      __m512 scaled = _mm512_mul_ps(scale, _mm512_set1_ps(x->scales[at]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), scaled, acc[t]);
+      acc[t] = _mm512_fmadd_ps(bias, _mm512_set1_ps(x->sums[at]), acc[t]);
+    }
+  }
+  size_t valid = w->rows - b * BLOCK_ROWS;
+  __mmask16 mask = valid >= BLOCK_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1u);
+  for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + b * BLOCK_ROWS, mask, acc[t]);
+}
+
+VNNI_TARGET static void int8_vnni(const folio_int8_activations *x, size_t tokens,
+                                  const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
+                                  size_t ldy) {
+  // Token chunks keep their activations in L2 while the thread's blocks of rows stream past once per chunk.
+  for (size_t c0 = 0; c0 < tokens; c0 += TOKEN_CHUNK) {
+    size_t c1 = c0 + TOKEN_CHUNK < tokens ? c0 + TOKEN_CHUNK : tokens;
+    for (size_t b = block_begin; b < block_end; b++) {
+      size_t t = c0;
+      for (; t + TOKEN_TILE <= c1; t += TOKEN_TILE) block_vnni(x, w, b, t, y, ldy, TOKEN_TILE);
+      switch (c1 - t) {
+        case 1: block_vnni(x, w, b, t, y, ldy, 1); break;
+        case 2: block_vnni(x, w, b, t, y, ldy, 2); break;
+        case 3: block_vnni(x, w, b, t, y, ldy, 3); break;
+        case 4: block_vnni(x, w, b, t, y, ldy, 4); break;
+        case 5: block_vnni(x, w, b, t, y, ldy, 5); break;
+        case 6: block_vnni(x, w, b, t, y, ldy, 6); break;
+        case 7: block_vnni(x, w, b, t, y, ldy, 7); break;
+        default: break;
+      }
+    }
+  }
+}
+#endif
+
+int folio_has_int8_dot(void) {
+#if FOLIO_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return 0;
+#endif
+}
+
+void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t tokens,
+                          const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
+                          size_t ldy) {
+#if FOLIO_X86
+  if (path == FOLIO_PATH_AVX512 && folio_has_int8_dot() && w->group_size % 8 == 0) {
+    int8_vnni(x, tokens, w, block_begin, block_end, y, ldy);
+    return;
+  }
+#endif
+  (void)path;
+  int8_portable(x, tokens, w, block_begin, block_end, y, ldy);
+}
