@@ -203,7 +203,38 @@ VNNI_TARGET __attribute__((always_inline)) static inline void block_vnni(const f
     __m512i dot[TOKEN_TILE];
     for (int t = 0; t < NT; t++) dot[t] = _mm512_setzero_si512();
     const int8_t *xg = x->q + t0 * cols + g * gs;
-    if (bits == 4) {
+    if (bits == 4 && NT == 1) {
+      // One token: four independent sums so the dot products are not one long dependency chain.
+      __m512i d1 = _mm512_setzero_si512(), d2 = _mm512_setzero_si512(), d3 = _mm512_setzero_si512();
+      size_t k = 0;
+      for (; k + 16 <= gs; k += 16, c += 2 * STEP_BYTES) {
+        __m512i p0 = _mm512_loadu_si512((const void *)c), p1 = _mm512_loadu_si512((const void *)(c + STEP_BYTES));
+        dot[0] = _mm512_dpbusd_epi32(dot[0], _mm512_and_si512(p0, low_mask), _mm512_set1_epi32(load4(xg + k)));
+        d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(p0, 4), low_mask),
+                                 _mm512_set1_epi32(load4(xg + k + 4)));
+        d2 = _mm512_dpbusd_epi32(d2, _mm512_and_si512(p1, low_mask), _mm512_set1_epi32(load4(xg + k + 8)));
+        d3 = _mm512_dpbusd_epi32(d3, _mm512_and_si512(_mm512_srli_epi16(p1, 4), low_mask),
+                                 _mm512_set1_epi32(load4(xg + k + 12)));
+      }
+      for (; k < gs; k += 8, c += STEP_BYTES) {
+        __m512i p0 = _mm512_loadu_si512((const void *)c);
+        dot[0] = _mm512_dpbusd_epi32(dot[0], _mm512_and_si512(p0, low_mask), _mm512_set1_epi32(load4(xg + k)));
+        d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(p0, 4), low_mask),
+                                 _mm512_set1_epi32(load4(xg + k + 4)));
+      }
+      dot[0] = _mm512_add_epi32(_mm512_add_epi32(dot[0], d1), _mm512_add_epi32(d2, d3));
+    } else if (bits == 8 && NT == 1) {
+      __m512i d1 = _mm512_setzero_si512();
+      size_t k = 0;
+      for (; k + 8 <= gs; k += 8, c += 2 * STEP_BYTES) {
+        dot[0] = _mm512_dpbusd_epi32(dot[0], _mm512_loadu_si512((const void *)c), _mm512_set1_epi32(load4(xg + k)));
+        d1 = _mm512_dpbusd_epi32(d1, _mm512_loadu_si512((const void *)(c + STEP_BYTES)),
+                                 _mm512_set1_epi32(load4(xg + k + 4)));
+      }
+      for (; k < gs; k += 4, c += STEP_BYTES)
+        dot[0] = _mm512_dpbusd_epi32(dot[0], _mm512_loadu_si512((const void *)c), _mm512_set1_epi32(load4(xg + k)));
+      dot[0] = _mm512_add_epi32(dot[0], d1);
+    } else if (bits == 4) {
       for (size_t k = 0; k < gs; k += 8, c += STEP_BYTES) {
         __m512i packed = _mm512_loadu_si512((const void *)c);
         __m512i lo = _mm512_and_si512(packed, low_mask);

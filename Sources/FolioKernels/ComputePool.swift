@@ -1,9 +1,11 @@
+import CFolioKernels
 import Dispatch
 
 /// Splits data-parallel kernel work across a fixed number of threads (`--threads`).
 ///
 /// Work is cut into at most `threadCount` contiguous ranges, so each thread streams its own slice of a weight
-/// matrix; one barrier per call.
+/// matrix; one barrier per call. Calls run on shared spinning workers (`folio_parallel_run`), since decode makes
+/// hundreds of short calls per token; when those are busy, on Dispatch.
 public struct ComputePool: Sendable {
   /// Threads used per parallel call.
   public let threadCount: Int
@@ -28,13 +30,22 @@ public struct ComputePool: Sendable {
       return
     }
     withoutActuallyEscaping(body) { body in
-      let box = UncheckedSendable(body)
-      DispatchQueue.concurrentPerform(iterations: parts) { part in
+      var run: (Int) -> Void = { part in
         let startUnit = units * part / parts
         let endUnit = units * (part + 1) / parts
         let start = startUnit * granularity
         let end = min(count, endUnit * granularity)
-        if start < end { box.value(start..<end) }
+        if start < end { body(start..<end) }
+      }
+      let ran = withUnsafeMutablePointer(to: &run) { pointer in
+        folio_parallel_run(threadCount, parts, { context, part in
+          context?.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+        }, pointer)
+      }
+      if ran == 0 {
+        // The shared workers are busy (another model or a nested call): let Dispatch spread this run instead.
+        let box = UncheckedSendable(run)
+        DispatchQueue.concurrentPerform(iterations: parts) { box.value($0) }
       }
     }
   }

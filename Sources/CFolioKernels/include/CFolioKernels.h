@@ -98,3 +98,11 @@ int folio_has_int8_dot(void);
 void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t tokens,
                           const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
                           size_t ldy);
+
+/// A part of a parallel run: `part` in [0, parts).
+typedef void (*folio_parallel_body)(void *context, size_t part);
+
+/// Runs body(context, part) for every part on `threads` threads (the caller and threads − 1 shared workers that
+/// spin briefly between runs, then sleep) and returns 1 when all are done; returns 0 without running anything when
+/// another run holds the workers, so the caller can fall back to another mechanism.
+int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, void *context);

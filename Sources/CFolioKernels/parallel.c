@@ -1,0 +1,130 @@
+// A fork-join pool for the per-token kernels: decode makes a few hundred parallel calls per token, each only tens
+// of microseconds long, so waking threads through the kernel for every call (as a dispatch queue does) costs more
+// than the work. The workers here spin briefly on a generation counter before sleeping on a condition variable,
+// and the calling thread takes parts itself; one call is one barrier.
+#include "CFolioKernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+enum { MAX_WORKERS = 63 };
+static const long SPIN_NANOSECONDS = 2000000;  // spin up to 2 ms after a call before sleeping
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  atomic_flag busy;               // one run at a time; a second caller falls back
+  _Atomic unsigned long generation;
+  _Atomic size_t next_part;
+  _Atomic size_t working;         // workers still inside the current run
+  size_t parts;
+  size_t helpers;                 // workers taking part in the current run (threads - 1)
+  folio_parallel_body body;
+  void *context;
+  size_t started;                 // workers created so far
+  int sleepers;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static long elapsed_ns(const struct timespec *since) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+static void take_parts(void) {
+  size_t part;
+  while ((part = atomic_fetch_add_explicit(&pool.next_part, 1, memory_order_relaxed)) < pool.parts)
+    pool.body(pool.context, part);
+}
+
+// Each worker starts from the generation current when it was created (a thread that starts late must still
+// take part in the run that created it).
+typedef struct {
+  size_t index;
+  unsigned long generation;
+} worker_start;
+
+static void *worker_main(void *argument) {
+  worker_start start = *(worker_start *)argument;
+  free(argument);
+  size_t index = start.index;
+  unsigned long seen = start.generation;
+  for (;;) {
+    struct timespec spin_start;
+    clock_gettime(CLOCK_MONOTONIC, &spin_start);
+    unsigned long current;
+    unsigned spins = 0;
+    while ((current = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
+      CPU_RELAX();
+      if (++spins % 256 == 0 && elapsed_ns(&spin_start) > SPIN_NANOSECONDS) {
+        pthread_mutex_lock(&pool.lock);
+        pool.sleepers++;
+        while ((current = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
+          pthread_cond_wait(&pool.wake, &pool.lock);
+        pool.sleepers--;
+        pthread_mutex_unlock(&pool.lock);
+        break;
+      }
+    }
+    seen = current;
+    if (index < pool.helpers) {
+      take_parts();
+      atomic_fetch_sub_explicit(&pool.working, 1, memory_order_release);
+    }
+  }
+  return NULL;
+}
+
+int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, void *context) {
+  if (threads > MAX_WORKERS + 1) threads = MAX_WORKERS + 1;
+  if (threads <= 1 || parts <= 1) {
+    for (size_t part = 0; part < parts; part++) body(context, part);
+    return 1;
+  }
+  if (atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) return 0;
+  size_t helpers = threads - 1;
+  while (pool.started < helpers) {
+    pthread_t thread;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    worker_start *start = malloc(sizeof *start);
+    if (!start) break;
+    start->index = pool.started;
+    start->generation = atomic_load_explicit(&pool.generation, memory_order_relaxed);
+    int failed = pthread_create(&thread, &attributes, worker_main, start);
+    pthread_attr_destroy(&attributes);
+    if (failed) {
+      free(start);
+      break;
+    }
+    pool.started++;
+  }
+  if (helpers > pool.started) helpers = pool.started;
+  pool.body = body;
+  pool.context = context;
+  pool.parts = parts;
+  pool.helpers = helpers;
+  atomic_store_explicit(&pool.next_part, 0, memory_order_relaxed);
+  atomic_store_explicit(&pool.working, helpers, memory_order_relaxed);
+  // Every worker sees the new generation; those with index >= helpers go back to waiting.
+  pthread_mutex_lock(&pool.lock);
+  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+  if (pool.sleepers > 0) pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.lock);
+  take_parts();
+  while (atomic_load_explicit(&pool.working, memory_order_acquire) != 0) CPU_RELAX();
+  atomic_flag_clear_explicit(&pool.busy, memory_order_release);
+  return 1;
+}
