@@ -4,7 +4,8 @@
 // 64-byte steps where byte j holds row j/4's codes for four consecutive columns. One `vpdpbusd` then multiplies a
 // step by four int8 activations broadcast to every lane and adds into 16 per-row int32 sums, so a 16-row block is
 // multiplied by a token without any horizontal reduction. 4-bit steps cover eight columns: the low nibbles hold
-// columns k..k+3, the high nibbles k+4..k+7. After each group the int32 sums are scaled once:
+// columns k..k+3, the high nibbles k+4..k+7. Each group's steps are followed by the 16 rows' scales and then their
+// biases in bf16 (64 bytes), so a thread reads one sequential stream. After each group the int32 sums are scaled once:
 //   y[r] += scale[r,g] · dx[g] · Σ q·xq  +  bias[r,g] · Σ x      (x ≈ dx · xq per group of columns)
 // Activations are quantized per group to int8 (symmetric, round to nearest) with their exact fp32 sum kept for
 // the bias term, as llama.cpp does for its Q8 activations.
@@ -22,12 +23,34 @@ enum { BLOCK_ROWS = 16, STEP_BYTES = 64, TOKEN_TILE = 8, TOKEN_CHUNK = 64 };
 
 static size_t row_blocks(size_t rows) { return (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; }
 
-size_t folio_interleaved_code_bytes(size_t rows, size_t cols, int bits) {
-  return row_blocks(rows) * BLOCK_ROWS * cols * (size_t)bits / 8;
+// Bytes of one group of one block: its code steps, then 16 bf16 scales and 16 bf16 biases.
+static size_t group_stride(int bits, size_t group_size) {
+  return group_size * (size_t)bits / 8 * BLOCK_ROWS + 2 * BLOCK_ROWS * sizeof(uint16_t);
 }
 
-size_t folio_interleaved_group_values(size_t rows, size_t cols, size_t group_size) {
-  return row_blocks(rows) * BLOCK_ROWS * (cols / group_size);
+size_t folio_interleaved_bytes(size_t rows, size_t cols, int bits, size_t group_size) {
+  return row_blocks(rows) * (cols / group_size) * group_stride(bits, group_size);
+}
+
+static inline uint16_t bf16_from(float f) {
+  uint32_t bits;
+  memcpy(&bits, &f, 4);
+  if ((bits & 0x7FFFFFFF) > 0x7F800000) return 0x7FC0;  // NaN
+  return (uint16_t)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+}
+
+static inline float bf16_value(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The scale (which 0) or bias (which 1) of row i of a block's group, whose codes start at `group`.
+static inline float group_value(const uint8_t *group, int bits, size_t group_size, size_t i, int which) {
+  uint16_t h;
+  memcpy(&h, group + group_size * (size_t)bits / 8 * BLOCK_ROWS + (which * BLOCK_ROWS + i) * 2, 2);
+  return bf16_value(h);
 }
 
 // Columns covered by one 64-byte step.
@@ -38,8 +61,7 @@ static size_t step_columns(int bits) { return bits == 4 ? 8 : 4; }
 static void code_position(int bits, size_t group_size, size_t i, size_t k, size_t *byte, int *nibble) {
   size_t g = k / group_size, within = k % group_size;
   size_t step = within / step_columns(bits), lane = within % step_columns(bits);
-  size_t group_bytes = group_size * (size_t)bits / 8 * BLOCK_ROWS;
-  *byte = g * group_bytes + step * STEP_BYTES + i * 4 + lane % 4;
+  *byte = g * group_stride(bits, group_size) + step * STEP_BYTES + i * 4 + lane % 4;
   *nibble = bits == 4 ? (int)(lane / 4) : 0;
 }
 
@@ -49,21 +71,21 @@ static unsigned mlx_code(const uint32_t *row_codes, int bits, size_t k) {
 }
 
 void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_t cols, size_t block_begin,
-                             size_t block_end, uint8_t *codes, float *scales, float *biases) {
+                             size_t block_end, uint8_t *out) {
   int bits = src->bits;
   size_t gs = src->group_size, groups = cols / gs, words = cols * (size_t)bits / 32;
-  size_t block_bytes = BLOCK_ROWS * cols * (size_t)bits / 8;
+  size_t stride = group_stride(bits, gs), codes_per_group = gs * (size_t)bits / 8 * BLOCK_ROWS;
   for (size_t b = block_begin; b < block_end; b++) {
-    uint8_t *block = codes + b * block_bytes;
-    memset(block, 0, block_bytes);
+    uint8_t *block = out + b * groups * stride;
+    memset(block, 0, groups * stride);
     for (size_t i = 0; i < BLOCK_ROWS; i++) {
       size_t r = b * BLOCK_ROWS + i;
-      for (size_t g = 0; g < groups; g++) {
-        size_t at = (b * groups + g) * BLOCK_ROWS + i;
-        scales[at] = r < rows ? src->scales[r * groups + g] : 0;
-        biases[at] = r < rows ? src->biases[r * groups + g] : 0;
-      }
       if (r >= rows) continue;
+      for (size_t g = 0; g < groups; g++) {
+        uint16_t scale = bf16_from(src->scales[r * groups + g]), bias = bf16_from(src->biases[r * groups + g]);
+        memcpy(block + g * stride + codes_per_group + i * 2, &scale, 2);
+        memcpy(block + g * stride + codes_per_group + (BLOCK_ROWS + i) * 2, &bias, 2);
+      }
       const uint32_t *row_codes = src->codes + r * words;
       for (size_t k = 0; k < cols; k++) {
         size_t byte;
@@ -79,10 +101,10 @@ void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_be
                                uint32_t *codes, float *scales, float *biases) {
   int bits = w->bits;
   size_t gs = w->group_size, cols = w->cols, groups = cols / gs, words = cols * (size_t)bits / 32;
-  size_t block_bytes = BLOCK_ROWS * cols * (size_t)bits / 8;
+  size_t stride = group_stride(bits, gs);
   for (size_t r = row_begin; r < row_end; r++) {
     size_t b = r / BLOCK_ROWS, i = r % BLOCK_ROWS;
-    const uint8_t *block = w->codes + b * block_bytes;
+    const uint8_t *block = w->codes + b * groups * stride;
     uint32_t *out = codes + (r - row_begin) * words;
     memset(out, 0, words * sizeof *out);
     for (size_t k = 0; k < cols; k++) {
@@ -93,24 +115,24 @@ void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_be
       out[k * (size_t)bits / 32] |= (uint32_t)q << ((k * (size_t)bits) % 32);
     }
     for (size_t g = 0; g < groups; g++) {
-      scales[(r - row_begin) * groups + g] = w->scales[(b * groups + g) * BLOCK_ROWS + i];
-      biases[(r - row_begin) * groups + g] = w->biases[(b * groups + g) * BLOCK_ROWS + i];
+      scales[(r - row_begin) * groups + g] = group_value(block + g * stride, bits, gs, i, 0);
+      biases[(r - row_begin) * groups + g] = group_value(block + g * stride, bits, gs, i, 1);
     }
   }
 }
 
 void folio_interleaved_dequantize_row(const folio_interleaved_weights *w, size_t r, float *out) {
   int bits = w->bits;
-  size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
+  size_t gs = w->group_size, cols = w->cols, groups = cols / gs, stride = group_stride(bits, gs);
   size_t b = r / BLOCK_ROWS, i = r % BLOCK_ROWS;
-  const uint8_t *block = w->codes + b * BLOCK_ROWS * cols * (size_t)bits / 8;
+  const uint8_t *block = w->codes + b * groups * stride;
   for (size_t k = 0; k < cols; k++) {
     size_t byte;
     int nibble;
     code_position(bits, gs, i, k, &byte, &nibble);
     unsigned q = (block[byte] >> (4 * nibble)) & ((1u << bits) - 1u);
-    size_t at = (b * groups + k / gs) * BLOCK_ROWS + i;
-    out[k] = (float)q * w->scales[at] + w->biases[at];
+    const uint8_t *group = block + (k / gs) * stride;
+    out[k] = (float)q * group_value(group, bits, gs, i, 0) + group_value(group, bits, gs, i, 1);
   }
 }
 
@@ -146,12 +168,12 @@ static void int8_portable(const folio_int8_activations *x, size_t tokens, const 
                           size_t block_begin, size_t block_end, float *y, size_t ldy) {
   int bits = w->bits;
   size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
-  size_t group_bytes = gs * (size_t)bits / 8 * BLOCK_ROWS, steps = gs / step_columns(bits);
+  size_t stride = group_stride(bits, gs), steps = gs / step_columns(bits);
   for (size_t b = block_begin; b < block_end; b++) {
     for (size_t t = 0; t < tokens; t++) {
       float acc[BLOCK_ROWS] = {0};
       for (size_t g = 0; g < groups; g++) {
-        const uint8_t *c = w->codes + (b * groups + g) * group_bytes;
+        const uint8_t *c = w->codes + (b * groups + g) * stride;
         const int8_t *xg = x->q + t * cols + g * gs;
         int32_t dot[BLOCK_ROWS] = {0};
         for (size_t s = 0; s < steps; s++) {
@@ -165,8 +187,8 @@ static void int8_portable(const folio_int8_activations *x, size_t tokens, const 
           }
         }
         float dx = x->scales[t * groups + g], sum = x->sums[t * groups + g];
-        const float *sc = w->scales + (b * groups + g) * BLOCK_ROWS, *bi = w->biases + (b * groups + g) * BLOCK_ROWS;
-        for (size_t i = 0; i < BLOCK_ROWS; i++) acc[i] += (float)dot[i] * (sc[i] * dx) + bi[i] * sum;
+        for (size_t i = 0; i < BLOCK_ROWS; i++)
+          acc[i] += (float)dot[i] * (group_value(c, bits, gs, i, 0) * dx) + group_value(c, bits, gs, i, 1) * sum;
       }
       for (size_t i = 0; i < BLOCK_ROWS && b * BLOCK_ROWS + i < w->rows; i++) y[t * ldy + b * BLOCK_ROWS + i] = acc[i];
     }
@@ -193,12 +215,10 @@ VNNI_TARGET __attribute__((always_inline)) static inline void block_vnni(const f
                                                                          const int NT) {
   const int bits = w->bits;
   const size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
-  const size_t group_bytes = gs * (size_t)bits / 8 * BLOCK_ROWS;
   const __m512i low_mask = _mm512_set1_epi8(0x0F);
   __m512 acc[TOKEN_TILE];
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-  const uint8_t *c = w->codes + b * groups * group_bytes;
-  const float *sc = w->scales + b * groups * BLOCK_ROWS, *bi = w->biases + b * groups * BLOCK_ROWS;
+  const uint8_t *c = w->codes + b * groups * group_stride(bits, gs);
   for (size_t g = 0; g < groups; g++) {
     __m512i dot[TOKEN_TILE];
     for (int t = 0; t < NT; t++) dot[t] = _mm512_setzero_si512();
@@ -251,7 +271,12 @@ VNNI_TARGET __attribute__((always_inline)) static inline void block_vnni(const f
           dot[t] = _mm512_dpbusd_epi32(dot[t], codes, _mm512_set1_epi32(load4(xg + t * cols + k)));
       }
     }
-    __m512 scale = _mm512_loadu_ps(sc + g * BLOCK_ROWS), bias = _mm512_loadu_ps(bi + g * BLOCK_ROWS);
+    // The group's bf16 scales and biases follow its codes.
+    __m512i scales_biases = _mm512_loadu_si512((const void *)c);
+    c += 2 * BLOCK_ROWS * sizeof(uint16_t);
+    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(scales_biases)), 16));
+    __m512 bias =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(scales_biases, 1)), 16));
     for (int t = 0; t < NT; t++) {
       size_t at = (t0 + t) * groups + g;
       __m512 scaled = _mm512_mul_ps(scale, _mm512_set1_ps(x->scales[at]));

@@ -7,7 +7,7 @@ import Foundation
 /// `w ≈ scale · q + bias` with `q ∈ [0, 2^bits − 1]`.
 ///
 /// `interleaved()` repacks the same codes into blocks of 16 rows for the int8-activation kernels (VNNI dot
-/// products); the values are unchanged, only their order in memory.
+/// products), with each group's scales and biases next to its codes in bf16 (as MLX stores them for bf16 models).
 public final class AffineQuantizedStorage: @unchecked Sendable {
   /// How the codes, scales and biases are ordered in memory.
   public enum Layout: Sendable {
@@ -21,10 +21,11 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   public let groupSize: Int
   public let rows: Int
   public let columns: Int
-  public let layout: Layout
+  public var layout: Layout { scales == nil ? .interleaved : .mlx }
   let codes: UnsafeMutableRawPointer
-  let scales: UnsafeMutablePointer<Float>
-  let biases: UnsafeMutablePointer<Float>
+  /// MLX layout only (the interleaved layout keeps them with the codes).
+  let scales: UnsafeMutablePointer<Float>?
+  let biases: UnsafeMutablePointer<Float>?
   /// Keeps external codes (a mapped checkpoint) alive; `nil` when this object allocated them.
   private let codesOwner: AnyObject?
 
@@ -38,13 +39,13 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     self.rows = rows
     self.columns = columns
     self.codesOwner = codesOwner
-    layout = .mlx
     codes = UnsafeMutableRawPointer(mutating: external)
     let groups = rows * (columns / groupSize)
-    self.scales = .allocate(capacity: max(groups, 1))
-    self.biases = .allocate(capacity: max(groups, 1))
-    scales.withUnsafeBufferPointer { if let b = $0.baseAddress { self.scales.update(from: b, count: groups) } }
-    biases.withUnsafeBufferPointer { if let b = $0.baseAddress { self.biases.update(from: b, count: groups) } }
+    let (scaleCopy, biasCopy) = (UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1)), UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1)))
+    scales.withUnsafeBufferPointer { if let b = $0.baseAddress { scaleCopy.update(from: b, count: groups) } }
+    biases.withUnsafeBufferPointer { if let b = $0.baseAddress { biasCopy.update(from: b, count: groups) } }
+    self.scales = scaleCopy
+    self.biases = biasCopy
   }
 
   /// Quantizes `rows × columns` weights, one row at a time, as `mlx.core.quantize` does: per group, the scale
@@ -55,16 +56,16 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     rows = source.rows
     columns = source.columns
     codesOwner = nil
-    layout = .mlx
     let words = columns * bits / 32
     let groups = columns / groupSize
     let codeWords = UnsafeMutablePointer<UInt32>.allocate(capacity: max(rows * words, 1))
     codeWords.initialize(repeating: 0, count: rows * words)
     codes = UnsafeMutableRawPointer(codeWords)
-    scales = .allocate(capacity: max(rows * groups, 1))
-    biases = .allocate(capacity: max(rows * groups, 1))
+    let (scaleValues, biasValues) = (UnsafeMutablePointer<Float>.allocate(capacity: max(rows * groups, 1)), UnsafeMutablePointer<Float>.allocate(capacity: max(rows * groups, 1)))
+    scales = scaleValues
+    biases = biasValues
     let levels = Float((1 << bits) - 1)
-    let (codes, scales, biases) = (UncheckedSendable(codeWords), UncheckedSendable(scales), UncheckedSendable(biases))
+    let (codes, scales, biases) = (UncheckedSendable(codeWords), UncheckedSendable(scaleValues), UncheckedSendable(biasValues))
     let columns = columns
     // Rows are independent (each starts on a word boundary): quantize them on every core.
     ComputePool().parallelFor(rows, minimumPerThread: 16) { range in
@@ -94,39 +95,34 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   }
 
   /// Repacks MLX-layout storage into the interleaved layout (on every core).
-  private init(interleaving source: AffineQuantizedStorage) {
+  private init(interleaving source: AffineQuantizedStorage, _ descriptor: folio_affine_weights) {
     bits = source.bits
     groupSize = source.groupSize
     rows = source.rows
     columns = source.columns
     codesOwner = nil
-    layout = .interleaved
-    let codeBytes = folio_interleaved_code_bytes(rows, columns, Int32(bits))
-    let values = folio_interleaved_group_values(rows, columns, groupSize)
-    codes = .allocate(byteCount: max(codeBytes, 1), alignment: 64)
-    scales = .allocate(capacity: max(values, 1))
-    biases = .allocate(capacity: max(values, 1))
-    let (codes, scales, biases) = (
-      UncheckedSendable(codes.assumingMemoryBound(to: UInt8.self)), UncheckedSendable(scales),
-      UncheckedSendable(biases)
-    )
+    let bytes = folio_interleaved_bytes(rows, columns, Int32(bits), groupSize)
+    codes = .allocate(byteCount: max(bytes, 1), alignment: 64)
+    scales = nil
+    biases = nil
+    let out = UncheckedSendable(codes.assumingMemoryBound(to: UInt8.self))
     let (rows, columns) = (rows, columns)
     ComputePool().parallelFor((rows + 15) / 16, minimumPerThread: 8) { blocks in
-      var descriptor = source.descriptor
-      folio_interleave_affine(
-        &descriptor, rows, columns, blocks.lowerBound, blocks.upperBound, codes.value, scales.value, biases.value)
+      var source = descriptor
+      folio_interleave_affine(&source, rows, columns, blocks.lowerBound, blocks.upperBound, out.value)
     }
   }
 
   deinit {
     if codesOwner == nil { codes.deallocate() }
-    scales.deallocate()
-    biases.deallocate()
+    scales?.deallocate()
+    biases?.deallocate()
   }
 
   /// This storage repacked for the int8-activation kernels (`self` when it already is).
   public func interleaved() -> AffineQuantizedStorage {
-    layout == .interleaved ? self : AffineQuantizedStorage(interleaving: self)
+    guard let descriptor else { return self }
+    return AffineQuantizedStorage(interleaving: self, descriptor)
   }
 
   /// The memory-mapped codes this storage reads (owner, first byte, length), so a loader can release their pages
@@ -135,9 +131,10 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     codesOwner.map { ($0, UnsafeRawPointer(codes), rows * columns * bits / 8) }
   }
 
-  /// The C kernels' view of MLX-layout storage.
-  var descriptor: folio_affine_weights {
-    folio_affine_weights(
+  /// The C kernels' view of MLX-layout storage (`nil` for the interleaved layout).
+  var descriptor: folio_affine_weights? {
+    guard let scales, let biases else { return nil }
+    return folio_affine_weights(
       codes: codes.assumingMemoryBound(to: UInt32.self), scales: scales, biases: biases, bits: Int32(bits),
       group_size: groupSize)
   }
@@ -145,17 +142,15 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   /// The C kernels' view of interleaved storage.
   var interleavedDescriptor: folio_interleaved_weights {
     folio_interleaved_weights(
-      codes: codes.assumingMemoryBound(to: UInt8.self), scales: scales, biases: biases, bits: Int32(bits),
-      group_size: groupSize, rows: rows, cols: columns)
+      codes: codes.assumingMemoryBound(to: UInt8.self), bits: Int32(bits), group_size: groupSize, rows: rows,
+      cols: columns)
   }
 
   /// Row `r` dequantized into `destination` (`columns` floats).
   func dequantizeRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
-    switch layout {
-    case .mlx:
-      var d = descriptor
+    if var d = descriptor {
       folio_dequantize_rows(&d, columns, r, r + 1, destination)
-    case .interleaved:
+    } else {
       var d = interleavedDescriptor
       folio_interleaved_dequantize_row(&d, r, destination)
     }
@@ -169,14 +164,13 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   /// Codes, scales and biases in MLX's layout (copied back out of the interleaved layout if need be).
   private func mlxArrays() -> (codes: Data, scales: [Float], biases: [Float]) {
     let groups = rows * (columns / groupSize)
-    switch layout {
-    case .mlx:
+    if let scales, let biases {
       return (
         Data(bytes: codes, count: rows * columns * bits / 8),
         Array(UnsafeBufferPointer(start: scales, count: groups)),
         Array(UnsafeBufferPointer(start: biases, count: groups))
       )
-    case .interleaved:
+    } else {
       var words = [UInt32](repeating: 0, count: rows * columns * bits / 32)
       var s = [Float](repeating: 0, count: groups)
       var b = [Float](repeating: 0, count: groups)

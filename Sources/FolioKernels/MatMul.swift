@@ -19,8 +19,8 @@ public enum MatMul {
       int8(x, tokens: tokens, quantization, into: ys, pool: pool, path: pathCode)
       return
     }
-    if let quantization = w.quantization {
-      affine(xs, tokens: tokens, quantization, columns: w.columns, rows: w.rows, into: ys, pool: pool, path: pathCode)
+    if let descriptor = w.quantization?.descriptor {
+      affine(xs, tokens: tokens, descriptor, columns: w.columns, rows: w.rows, into: ys, pool: pool, path: pathCode)
       return
     }
     let type: Int32 =
@@ -38,12 +38,13 @@ public enum MatMul {
   /// Quantized weights: decode multiplies with codes dequantized in registers; with several tokens each block of
   /// rows is widened to fp32 once and multiplied by the blocked fp32 kernel (the widening is then amortised).
   static func affine(
-    _ xs: UncheckedSendable<UnsafePointer<Float>>, tokens: Int, _ storage: AffineQuantizedStorage, columns: Int,
+    _ xs: UncheckedSendable<UnsafePointer<Float>>, tokens: Int, _ weights: folio_affine_weights, columns: Int,
     rows: Int, into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool, path: Int32
   ) {
+    let weights = UncheckedSendable(weights)
     let blockRows = 32
     pool.parallelFor(rows, granularity: tokens < 4 ? 4 : blockRows, minimumPerThread: 64) { range in
-      var descriptor = storage.descriptor
+      var descriptor = weights.value
       if tokens < 4 {
         folio_linear_rows_affine_on(
           path, xs.value, tokens, &descriptor, columns, range.lowerBound, range.upperBound, ys.value, rows)

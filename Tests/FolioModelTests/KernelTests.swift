@@ -136,10 +136,23 @@ struct Int8ActivationTests {
       let interleaved = mlx.interleaved()
       #expect(interleaved.layout == .interleaved)
       #expect(interleaved.interleaved() === interleaved)
-      #expect(interleaved.matrix(elementType: .float32).toFloatArray() == matrix.toFloatArray())
       #expect(interleaved.codeBytes == mlx.codeBytes)
-      #expect(interleaved.scaleValues == mlx.scaleValues)
-      #expect(interleaved.biasValues == mlx.biasValues)
+      // Scales and biases are kept in bf16 (as MLX stores them for bf16 models).
+      let bf16 = { (v: Float) in Convert.float(fromBFloat16: Convert.bfloat16(from: v)) }
+      #expect(interleaved.scaleValues == mlx.scaleValues.map(bf16))
+      #expect(interleaved.biasValues == mlx.biasValues.map(bf16))
+      let codes = mlx.codeBytes
+      let (scales, biases) = (interleaved.scaleValues, interleaved.biasValues)
+      var expected = [Float]()
+      for r in 0..<rows {
+        for k in 0..<columns {
+          let bit = (r * columns + k) * bits
+          let q = (Int(codes[bit / 8]) >> (bit % 8)) & ((1 << bits) - 1)
+          let g = r * (columns / groupSize) + k / groupSize
+          expected.append(Float(q) * scales[g] + biases[g])
+        }
+      }
+      #expect(interleaved.matrix(elementType: .float32).toFloatArray() == expected)
     }
   }
 
@@ -148,9 +161,9 @@ struct Int8ActivationTests {
     var generator = SystemRandomNumberGenerator()
     for (tokens, rows, columns, groupSize) in Self.shapes {
       let matrix = try Self.quantizedMatrix(rows: rows, columns: columns, bits: bits, groupSize: groupSize)
-      let w = matrix.toFloatArray()
-      let biases = try #require(matrix.quantization).biasValues
-      let interleaved = try #require(matrix.quantization).interleaved().matrix(elementType: .float32)
+      let storage = try #require(matrix.quantization).interleaved()
+      let interleaved = storage.matrix(elementType: .float32)
+      let (w, biases) = (interleaved.toFloatArray(), storage.biasValues)
       var input = (0..<(tokens * columns)).map { _ in Float.random(in: -3...3, using: &generator) }
       for i in 0..<groupSize { input[i] = 0 }  // an all-zero group (scale 0)
       input[columns - 1] = 40  // an outlier

@@ -49,27 +49,23 @@ void folio_dequantize_rows(const folio_affine_weights *w, size_t cols, size_t ro
 
 /// Affine-quantized weights repacked for int8 dot products (see interleaved.c): blocks of 16 rows; per block and
 /// group of columns, 64-byte steps where byte j holds row j/4's codes for four consecutive columns (4-bit: low
-/// nibbles columns k..k+3, high nibbles k+4..k+7); scales and biases as [block, group, 16]. Rows past `rows` in the
-/// last block are zero.
+/// nibbles columns k..k+3, high nibbles k+4..k+7), then the 16 rows' scales and biases in bf16. Rows past `rows`
+/// in the last block are zero.
 typedef struct {
   const uint8_t *codes;
-  const float *scales;
-  const float *biases;
   int bits;
   size_t group_size;
   size_t rows;
   size_t cols;
 } folio_interleaved_weights;
 
-/// Bytes of interleaved codes for a [rows, cols] matrix (rows rounded up to blocks of 16).
-size_t folio_interleaved_code_bytes(size_t rows, size_t cols, int bits);
+/// Bytes of a [rows, cols] matrix in the interleaved layout (rows rounded up to blocks of 16).
+size_t folio_interleaved_bytes(size_t rows, size_t cols, int bits, size_t group_size);
 
-/// Scales (or biases) in the interleaved layout for a [rows, cols] matrix.
-size_t folio_interleaved_group_values(size_t rows, size_t cols, size_t group_size);
-
-/// Repacks blocks [block_begin, block_end) of 16 rows from MLX's layout into the interleaved one.
+/// Repacks blocks [block_begin, block_end) of 16 rows from MLX's layout into the interleaved one (scales and
+/// biases rounded to bf16, the type MLX stores them in for bf16 models).
 void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_t cols, size_t block_begin,
-                             size_t block_end, uint8_t *codes, float *scales, float *biases);
+                             size_t block_end, uint8_t *out);
 
 /// Writes rows [row_begin, row_end) back in MLX's layout (codes [n, cols·bits/32], scales/biases [n, groups]).
 void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_begin, size_t row_end,
