@@ -140,8 +140,44 @@ void folio_interleaved_dequantize_row(const folio_interleaved_weights *w, size_t
 // Activations
 // ---------------------------------------------------------------------------------------------------------------
 
+#if FOLIO_X86
+// Groups of a multiple of 16 columns: max |x| and Σ x in registers, then round-to-nearest-even conversions.
+__attribute__((target("avx512f,avx512bw"))) static void quantize_activations_avx512(const float *x, size_t tokens,
+                                                                                     size_t cols, size_t group_size,
+                                                                                     int8_t *q, float *scales,
+                                                                                     float *sums) {
+  size_t groups = cols / group_size;
+  for (size_t t = 0; t < tokens; t++) {
+    for (size_t g = 0; g < groups; g++) {
+      const float *xg = x + t * cols + g * group_size;
+      int8_t *qg = q + t * cols + g * group_size;
+      __m512 amax = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+      for (size_t i = 0; i < group_size; i += 16) {
+        __m512 v = _mm512_loadu_ps(xg + i);
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
+        sum = _mm512_add_ps(sum, v);
+      }
+      float m = _mm512_reduce_max_ps(amax);
+      __m512 inverse = _mm512_set1_ps(m > 0 ? 127.0f / m : 0);
+      for (size_t i = 0; i < group_size; i += 16) {
+        __m512i n = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + i), inverse));
+        _mm_storeu_si128((__m128i *)(qg + i), _mm512_cvtsepi32_epi8(n));
+      }
+      scales[t * groups + g] = m / 127.0f;
+      sums[t * groups + g] = _mm512_reduce_add_ps(sum);
+    }
+  }
+}
+#endif
+
 void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size_t group_size, int8_t *q,
                                 float *scales, float *sums) {
+#if FOLIO_X86
+  if (group_size % 16 == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+    quantize_activations_avx512(x, tokens, cols, group_size, q, scales, sums);
+    return;
+  }
+#endif
   size_t groups = cols / group_size;
   for (size_t t = 0; t < tokens; t++) {
     for (size_t g = 0; g < groups; g++) {

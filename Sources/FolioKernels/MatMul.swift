@@ -79,7 +79,14 @@ public enum MatMul {
       scales.deallocate()
       sums.deallocate()
     }
-    folio_quantize_activations(x, tokens, columns, groupSize, q, scales, sums)
+    let (xs, qs, ss, sm) = (UncheckedSendable(x), UncheckedSendable(q), UncheckedSendable(scales), UncheckedSendable(sums))
+    let groupsPerToken = columns / groupSize
+    pool.parallelFor(tokens, minimumPerThread: 16) { range in
+      let (t, n) = (range.lowerBound, range.count)
+      folio_quantize_activations(
+        xs.value + t * columns, n, columns, groupSize, qs.value + t * columns, ss.value + t * groupsPerToken,
+        sm.value + t * groupsPerToken)
+    }
     let activations = UncheckedSendable(folio_int8_activations(q: q, scales: scales, sums: sums))
     let blocks = (rows + 15) / 16
     // A block of 16 rows is the unit of work; decode splits even small matrices, prefill needs fewer parts.
