@@ -1,11 +1,14 @@
 // A fork-join pool for the per-token kernels: decode makes a few hundred parallel calls per token, each only tens
 // of microseconds long, so waking threads through the kernel for every call (as a dispatch queue does) costs more
 // than the work. The workers here spin briefly on a generation counter before sleeping on a condition variable,
-// and the calling thread takes parts itself; one call is one barrier.
+// and the calling thread takes parts itself; one call is one barrier. Parts are claimed from a shared counter and
+// the caller waits only for parts to finish, never for a worker to wake: on a busy machine a descheduled worker
+// costs nothing, the caller simply runs its parts (and yields the CPU while it waits).
 #include "CFolioKernels.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -27,7 +30,7 @@ static struct {
   atomic_flag busy;               // one run at a time; a second caller falls back
   _Atomic unsigned long generation;
   _Atomic size_t next_part;
-  _Atomic size_t working;         // workers still inside the current run
+  _Atomic size_t done_parts;
   size_t parts;
   size_t helpers;                 // workers taking part in the current run (threads - 1)
   folio_parallel_body body;
@@ -44,8 +47,10 @@ static long elapsed_ns(const struct timespec *since) {
 
 static void take_parts(void) {
   size_t part;
-  while ((part = atomic_fetch_add_explicit(&pool.next_part, 1, memory_order_relaxed)) < pool.parts)
+  while ((part = atomic_fetch_add_explicit(&pool.next_part, 1, memory_order_acq_rel)) < pool.parts) {
     pool.body(pool.context, part);
+    atomic_fetch_add_explicit(&pool.done_parts, 1, memory_order_release);
+  }
 }
 
 // Each worker starts from the generation current when it was created (a thread that starts late must still
@@ -78,10 +83,7 @@ static void *worker_main(void *argument) {
       }
     }
     seen = current;
-    if (index < pool.helpers) {
-      take_parts();
-      atomic_fetch_sub_explicit(&pool.working, 1, memory_order_release);
-    }
+    if (index < pool.helpers) take_parts();
   }
   return NULL;
 }
@@ -116,15 +118,19 @@ int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, v
   pool.context = context;
   pool.parts = parts;
   pool.helpers = helpers;
-  atomic_store_explicit(&pool.next_part, 0, memory_order_relaxed);
-  atomic_store_explicit(&pool.working, helpers, memory_order_relaxed);
+  atomic_store_explicit(&pool.done_parts, 0, memory_order_relaxed);
+  atomic_store_explicit(&pool.next_part, 0, memory_order_release);
   // Every worker sees the new generation; those with index >= helpers go back to waiting.
   pthread_mutex_lock(&pool.lock);
   atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
   if (pool.sleepers > 0) pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
   take_parts();
-  while (atomic_load_explicit(&pool.working, memory_order_acquire) != 0) CPU_RELAX();
+  unsigned spins = 0;
+  while (atomic_load_explicit(&pool.done_parts, memory_order_acquire) != parts) {
+    CPU_RELAX();
+    if (++spins % 1024 == 0) sched_yield();  // a worker holding a part may be waiting for this CPU
+  }
   atomic_flag_clear_explicit(&pool.busy, memory_order_release);
   return 1;
 }

@@ -65,6 +65,26 @@ public enum Elementwise {
   }
 
   /// `y += a · x` over `count` floats.
+  /// `y[i] += a[i] · b[i]` over `count` floats.
+  @inlinable public static func multiplyAdd(
+    _ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int
+  ) {
+    var i = 0
+    let (ry, ra, rb) = (UnsafeMutableRawPointer(y), UnsafeRawPointer(a), UnsafeRawPointer(b))
+    while i + 16 <= count {
+      let sum =
+        ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        + ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      ry.storeBytes(of: sum, toByteOffset: i * 4, as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      y[i] += a[i] * b[i]
+      i += 1
+    }
+  }
+
   @inlinable public static func addScaled(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ a: Float, count: Int
   ) {

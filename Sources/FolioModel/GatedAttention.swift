@@ -43,37 +43,118 @@ struct GatedAttention {
     values.append(contentsOf: UnsafeBufferPointer(start: newValues.pointer, count: tokens * hkv * d))
 
     let attended = FloatBuffer(count: tokens * hq * d)
-    let scale = 1 / Float(d).squareRoot()
-    let groupSize = hq / hkv
     keys.withUnsafeBufferPointer { kb in
       values.withUnsafeBufferPointer { vb in
-        let kBase = UncheckedPointer(kb.baseAddress!)
-        let vBase = UncheckedPointer(vb.baseAddress!)
-        pool.parallelFor(tokens * hq) { range in
-          let scores = UnsafeMutablePointer<Float>.allocate(capacity: past + tokens)
-          defer { scores.deallocate() }
-          for item in range {
-            let t = item / hq
-            let head = item % hq
-            let kvHead = head / groupSize
-            let q = queryGate.pointer + (t * hq + head) * 2 * d
-            let visible = past + t + 1
-            for s in 0..<visible {
-              scores[s] = Dot.float(q, kBase.pointer + (s * hkv + kvHead) * d, count: d) * scale
-            }
-            Elementwise.softmax(scores, count: visible)
-            let out = attended.pointer + (t * hq + head) * d
-            out.initialize(repeating: 0, count: d)
-            for s in 0..<visible {
-              Elementwise.addScaled(out, vBase.pointer + (s * hkv + kvHead) * d, scores[s], count: d)
-            }
-            let gate = q + d
-            for i in 0..<d { out[i] *= Elementwise.sigmoid(gate[i]) }
-          }
+        let (k, v) = (UncheckedPointer(kb.baseAddress!), UncheckedPointer(vb.baseAddress!))
+        if tokens >= Self.blockedQueryThreshold {
+          attendBlocked(queryGate, tokens: tokens, past: past, keys: k, values: v, into: attended, pool: pool)
+        } else {
+          attendRowByRow(queryGate, tokens: tokens, past: past, keys: k, values: v, into: attended, pool: pool)
         }
       }
     }
+    // Output gate: o · sigmoid(gate), the gate being the second half of each head's q_proj output.
+    for t in 0..<tokens {
+      for head in 0..<hq {
+        let out = attended.pointer + (t * hq + head) * d
+        let gate = queryGate.pointer + (t * hq + head) * 2 * d + d
+        for i in 0..<d { out[i] *= Elementwise.sigmoid(gate[i]) }
+      }
+    }
     MatMul.linear(attended.pointer, tokens: tokens, weight: weights.oProj, into: output, pool: pool)
+  }
+
+  /// Prompts of at least this many tokens compute scores and outputs as blocked matrix products.
+  static let blockedQueryThreshold = 8
+  /// Queries per block in the blocked path (bounds the scores buffer to block × visible keys).
+  static let queryBlock = 256
+
+  /// Decode (a few queries): one dot product per visible key, one axpy per value.
+  private func attendRowByRow(
+    _ queryGate: FloatBuffer, tokens: Int, past: Int, keys: UncheckedPointer, values: UncheckedPointer,
+    into attended: FloatBuffer, pool: ComputePool
+  ) {
+    let (d, hq, hkv) = (config.headDimension, config.attentionHeads, config.keyValueHeads)
+    let scale = 1 / Float(d).squareRoot()
+    pool.parallelFor(tokens * hq) { range in
+      let scores = UnsafeMutablePointer<Float>.allocate(capacity: past + tokens)
+      defer { scores.deallocate() }
+      for item in range {
+        let (t, head) = (item / hq, item % hq)
+        let kvHead = head / (hq / hkv)
+        let q = queryGate.pointer + (t * hq + head) * 2 * d
+        let visible = past + t + 1
+        for s in 0..<visible {
+          scores[s] = Dot.float(q, keys.pointer + (s * hkv + kvHead) * d, count: d) * scale
+        }
+        Elementwise.softmax(scores, count: visible)
+        let out = attended.pointer + (t * hq + head) * d
+        out.initialize(repeating: 0, count: d)
+        for s in 0..<visible {
+          Elementwise.addScaled(out, values.pointer + (s * hkv + kvHead) * d, scores[s], count: d)
+        }
+      }
+    }
+  }
+
+  /// Prefill: per head (heads split across the pool), K `[S, d]` and Vᵀ `[d, S]` gathered contiguously, and per
+  /// block of queries S = Q·Kᵀ and O = softmax(S)·V through the blocked linear kernel, with the causal mask applied
+  /// by softmaxing only each query's visible keys and zeroing the rest.
+  private func attendBlocked(
+    _ queryGate: FloatBuffer, tokens: Int, past: Int, keys: UncheckedPointer, values: UncheckedPointer,
+    into attended: FloatBuffer, pool: ComputePool
+  ) {
+    let (d, hq, hkv) = (config.headDimension, config.attentionHeads, config.keyValueHeads)
+    let scale = 1 / Float(d).squareRoot()
+    let total = past + tokens
+    let block = min(Self.queryBlock, tokens)
+    let inline = ComputePool(threadCount: 1)
+    pool.parallelFor(hq) { heads in
+      let keyRows = FloatBuffer(count: total * d)
+      let valuesT = FloatBuffer(count: d * total)
+      let queries = FloatBuffer(count: block * d)
+      let scores = FloatBuffer(count: block * total)
+      let output = FloatBuffer(count: block * d)
+      for head in heads {
+        let kvHead = head / (hq / hkv)
+        for s in 0..<total {
+          (keyRows.pointer + s * d).update(from: keys.pointer + (s * hkv + kvHead) * d, count: d)
+        }
+        var start = 0
+        while start < tokens {
+          let count = min(block, tokens - start)
+          // Keys visible to this block's last query; later ones are masked for every query in it.
+          let visibleToBlock = past + start + count
+          for i in 0..<count {
+            let q = queryGate.pointer + ((start + i) * hq + head) * 2 * d
+            for c in 0..<d { queries.pointer[i * d + c] = q[c] * scale }
+          }
+          let keyMatrix = WeightMatrix(
+            base: UnsafeRawPointer(keyRows.pointer), rows: visibleToBlock, columns: d, elementType: .float32,
+            owner: keyRows)
+          MatMul.linear(queries.pointer, tokens: count, weight: keyMatrix, into: scores.pointer, pool: inline)
+          for i in 0..<count {
+            let row = scores.pointer + i * visibleToBlock
+            let visible = past + start + i + 1
+            Elementwise.softmax(row, count: visible)
+            (row + visible).update(repeating: 0, count: visibleToBlock - visible)
+          }
+          // Vᵀ `[d, visibleToBlock]`, contiguous for the kernel.
+          for s in 0..<visibleToBlock {
+            let v = values.pointer + (s * hkv + kvHead) * d
+            for c in 0..<d { valuesT.pointer[c * visibleToBlock + s] = v[c] }
+          }
+          let valueMatrix = WeightMatrix(
+            base: UnsafeRawPointer(valuesT.pointer), rows: d, columns: visibleToBlock, elementType: .float32,
+            owner: valuesT)
+          MatMul.linear(scores.pointer, tokens: count, weight: valueMatrix, into: output.pointer, pool: inline)
+          for i in 0..<count {
+            (attended.pointer + ((start + i) * hq + head) * d).update(from: output.pointer + i * d, count: d)
+          }
+          start += count
+        }
+      }
+    }
   }
 }
 

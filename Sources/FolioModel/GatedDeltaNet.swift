@@ -26,7 +26,7 @@ struct GatedDeltaNet {
     MatMul.linear(x, tokens: tokens, weight: weights.inProjB, into: b.pointer, pool: pool)
     MatMul.linear(x, tokens: tokens, weight: weights.inProjA, into: a.pointer, pool: pool)
 
-    let activated = convolve(mixed, tokens: tokens, state: &conv)
+    let activated = convolve(mixed, tokens: tokens, state: &conv, pool: pool)
 
     // Per token and value head: beta = sigmoid(b), g = −exp(A_log)·softplus(a + dt_bias) (fp32).
     let beta = FloatBuffer(count: tokens * nv)
@@ -81,28 +81,46 @@ struct GatedDeltaNet {
   }
 
   /// Causal depthwise convolution over the carried K−1 previous inputs and the new ones, then SiLU.
-  /// Updates `state` to the last K−1 pre-convolution inputs.
-  private func convolve(_ mixed: FloatBuffer, tokens: Int, state: inout [Float]) -> FloatBuffer {
+  /// Updates `state` to the last K−1 pre-convolution inputs. Tokens are split across the pool; the taps are
+  /// transposed to `[K, channels]` so the inner loop runs along channels.
+  private func convolve(_ mixed: FloatBuffer, tokens: Int, state: inout [Float], pool: ComputePool) -> FloatBuffer {
     let channels = config.linearConvDimension
     let k = config.convKernelSize
     let history = k - 1
-    // Timeline: history rows, then the new rows.
-    var timeline = state
-    timeline.append(contentsOf: UnsafeBufferPointer(start: mixed.pointer, count: tokens * channels))
+    let taps = FloatBuffer(count: k * channels)
+    for c in 0..<channels {
+      for j in 0..<k { taps.pointer[j * channels + c] = weights.convTaps[c * k + j] }
+    }
     let out = FloatBuffer(count: tokens * channels)
-    timeline.withUnsafeBufferPointer { line in
-      weights.convTaps.withUnsafeBufferPointer { taps in
-        for t in 0..<tokens {
+    state.withUnsafeBufferPointer { carried in
+      let carried = UncheckedPointer(carried.baseAddress!)
+      pool.parallelFor(tokens, minimumPerThread: 16) { range in
+        for t in range {
           let dst = out.pointer + t * channels
-          for c in 0..<channels {
-            var sum: Float = 0
-            for j in 0..<k { sum += taps[c * k + j] * line[(t + j) * channels + c] }
-            dst[c] = Elementwise.silu(sum)
+          dst.update(repeating: 0, count: channels)
+          for j in 0..<k {
+            // Row t + j of the timeline [carried history | new rows].
+            let index = t + j
+            let row: UnsafePointer<Float> =
+              index < history
+              ? carried.pointer + index * channels : UnsafePointer(mixed.pointer + (index - history) * channels)
+            Elementwise.multiplyAdd(dst, taps.pointer + j * channels, row, count: channels)
           }
+          for c in 0..<channels { dst[c] = Elementwise.silu(dst[c]) }
         }
       }
     }
-    state = Array(timeline[(timeline.count - history * channels)...])
+    // The new history: the last K−1 rows of the timeline.
+    var next = [Float](repeating: 0, count: history * channels)
+    for r in 0..<history {
+      let index = tokens + r
+      let source =
+        index < history
+        ? Array(state[(index * channels)..<((index + 1) * channels)])
+        : Array(UnsafeBufferPointer(start: mixed.pointer + (index - history) * channels, count: channels))
+      next.replaceSubrange((r * channels)..<((r + 1) * channels), with: source)
+    }
+    state = next
     return out
   }
 }

