@@ -92,3 +92,37 @@ void folio_softmax(float *x, size_t n) {
 #endif
   softmax_portable(x, n);
 }
+
+// SiLU with the same vectorised exp: silu(a) = a / (1 + e^{−a}); the exponent is clamped to ±87 so e^{−a} stays
+// finite (beyond that silu is 0 or a to fp32 precision).
+#if FOLIO_X86
+__attribute__((target("avx2,fma"))) static void silu_multiply_avx2(const float *a, const float *b, float *out,
+                                                                   size_t n) {
+  size_t i = 0;
+  const __m256 one = _mm256_set1_ps(1.0f), limit = _mm256_set1_ps(87.0f);
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(a + i);
+    __m256 e = exp_avx2(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), x), limit));
+    __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+    if (b) s = _mm256_mul_ps(s, _mm256_loadu_ps(b + i));
+    _mm256_storeu_ps(out + i, s);
+  }
+  for (; i < n; i++) {
+    float x = a[i], s = x / (1.0f + exp_scalar(fminf(-x, 87.0f)));
+    out[i] = b ? s * b[i] : s;
+  }
+}
+#endif
+
+void folio_silu_multiply(const float *a, const float *b, float *out, size_t n) {
+#if FOLIO_X86
+  if (folio_kernel_path() != FOLIO_PATH_PORTABLE) {
+    silu_multiply_avx2(a, b, out, n);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; i++) {
+    float x = a[i], s = x / (1.0f + exp_scalar(fminf(-x, 87.0f)));
+    out[i] = b ? s * b[i] : s;
+  }
+}

@@ -47,6 +47,13 @@ public enum Elementwise {
   }
 
   /// Numerically stable softmax in place (vectorised exp in `CFolioKernels`, a few ulp from `expf`).
+  /// `out[i] = silu(a[i]) · b[i]` (`b` nil: `silu(a[i])`), vectorised; `out` may be `a` or `b`.
+  public static func siluMultiply(
+    _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>, count: Int
+  ) {
+    folio_silu_multiply(a, b, out, count)
+  }
+
   @inlinable public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
     folio_softmax(x, count)
   }

@@ -13,7 +13,7 @@ enum FeedForward {
     let up = FloatBuffer(count: tokens * width)
     MatMul.linear(x, tokens: tokens, weight: w.gate, into: gate.pointer, pool: pool)
     MatMul.linear(x, tokens: tokens, weight: w.up, into: up.pointer, pool: pool)
-    for i in 0..<(tokens * width) { gate.pointer[i] = Elementwise.silu(gate.pointer[i]) * up.pointer[i] }
+    Elementwise.siluMultiply(gate.pointer, up.pointer, into: gate.pointer, count: tokens * width)
     MatMul.linear(gate.pointer, tokens: tokens, weight: w.down, into: output, pool: pool)
   }
 

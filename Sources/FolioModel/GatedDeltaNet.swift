@@ -74,7 +74,7 @@ struct GatedDeltaNet {
         let o = core.pointer + item * dv
         Elementwise.rmsNorm(o, count: dv, scale: w.baseAddress!, epsilon: config.rmsNormEpsilon)
         let gate = z.pointer + item * dv
-        for i in 0..<dv { o[i] *= Elementwise.silu(gate[i]) }
+        Elementwise.siluMultiply(gate, o, into: o, count: dv)
       }
     }
     MatMul.linear(core.pointer, tokens: tokens, weight: weights.outProj, into: output, pool: pool)
@@ -106,7 +106,7 @@ struct GatedDeltaNet {
               ? carried.pointer + index * channels : UnsafePointer(mixed.pointer + (index - history) * channels)
             Elementwise.multiplyAdd(dst, taps.pointer + j * channels, row, count: channels)
           }
-          for c in 0..<channels { dst[c] = Elementwise.silu(dst[c]) }
+          Elementwise.siluMultiply(dst, nil, into: dst, count: channels)
         }
       }
     }

@@ -102,3 +102,6 @@ typedef void (*folio_parallel_body)(void *context, size_t part);
 /// spin briefly between runs, then sleep) and returns 1 when all are done; returns 0 without running anything when
 /// another run holds the workers, so the caller can fall back to another mechanism.
 int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, void *context);
+
+/// out[i] = silu(a[i]) · b[i] (b may be NULL: out[i] = silu(a[i])); `out` may alias `a` or `b`.
+void folio_silu_multiply(const float *a, const float *b, float *out, size_t n);
