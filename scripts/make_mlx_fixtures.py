@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("Tests/Fixtures"))
     args = parser.parse_args()
     source = args.out / "models" / "tiny-dense"
-    for bits in (4, 8):
+    for bits in (4, 6, 8):
         name = f"tiny-dense-mlx-{bits}bit"
         folder = args.out / "models" / name
         convert(source, folder, bits)

@@ -7,10 +7,15 @@
 #define FOLIO_X86 1
 #endif
 
+// Code i of a row: an LSB-first bit stream over little-endian uint32 words (6-bit codes straddle words).
 static inline unsigned code_at(const uint32_t *row_codes, int bits, size_t i) {
-  size_t bit = i * (size_t)bits;
-  return (row_codes[bit / 32] >> (bit % 32)) & ((1u << bits) - 1u);
+  size_t bit = i * (size_t)bits, word = bit / 32, shift = bit % 32;
+  uint64_t pair = row_codes[word];
+  if (shift + (size_t)bits > 32) pair |= (uint64_t)row_codes[word + 1] << 32;
+  return (unsigned)(pair >> shift) & ((1u << bits) - 1u);
 }
+
+unsigned folio_affine_code(const uint32_t *row_codes, int bits, size_t i) { return code_at(row_codes, bits, i); }
 
 void folio_dequantize_rows(const folio_affine_weights *w, size_t cols, size_t row_begin, size_t row_end, float *out) {
   size_t words = cols * (size_t)w->bits / 32;

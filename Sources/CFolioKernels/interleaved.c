@@ -23,13 +23,16 @@ enum { BLOCK_ROWS = 16, STEP_BYTES = 64, TOKEN_TILE = 8, TOKEN_CHUNK = 64 };
 
 static size_t row_blocks(size_t rows) { return (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; }
 
+// 4-bit codes keep nibbles; 6- and 8-bit codes take a byte each (6-bit values 0..63 run on the 8-bit kernel).
+static int layout_bits(int bits) { return bits == 4 ? 4 : 8; }
+
 // Bytes of one group of one block: its code steps, then 16 bf16 scales and 16 bf16 biases.
 static size_t group_stride(int bits, size_t group_size) {
   return group_size * (size_t)bits / 8 * BLOCK_ROWS + 2 * BLOCK_ROWS * sizeof(uint16_t);
 }
 
 size_t folio_interleaved_bytes(size_t rows, size_t cols, int bits, size_t group_size) {
-  return row_blocks(rows) * (cols / group_size) * group_stride(bits, group_size);
+  return row_blocks(rows) * (cols / group_size) * group_stride(layout_bits(bits), group_size);
 }
 
 static inline uint16_t bf16_from(float f) {
@@ -65,15 +68,11 @@ static void code_position(int bits, size_t group_size, size_t i, size_t k, size_
   *nibble = bits == 4 ? (int)(lane / 4) : 0;
 }
 
-static unsigned mlx_code(const uint32_t *row_codes, int bits, size_t k) {
-  size_t bit = k * (size_t)bits;
-  return (row_codes[bit / 32] >> (bit % 32)) & ((1u << bits) - 1u);
-}
 
 void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_t cols, size_t block_begin,
                              size_t block_end, uint8_t *out) {
-  int bits = src->bits;
-  size_t gs = src->group_size, groups = cols / gs, words = cols * (size_t)bits / 32;
+  int source_bits = src->bits, bits = layout_bits(source_bits);
+  size_t gs = src->group_size, groups = cols / gs, words = cols * (size_t)source_bits / 32;
   size_t stride = group_stride(bits, gs), codes_per_group = gs * (size_t)bits / 8 * BLOCK_ROWS;
   for (size_t b = block_begin; b < block_end; b++) {
     uint8_t *block = out + b * groups * stride;
@@ -91,16 +90,16 @@ void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_
         size_t byte;
         int nibble;
         code_position(bits, gs, i, k, &byte, &nibble);
-        block[byte] |= (uint8_t)(mlx_code(row_codes, bits, k) << (4 * nibble));
+        block[byte] |= (uint8_t)(folio_affine_code(row_codes, source_bits, k) << (4 * nibble));
       }
     }
   }
 }
 
-void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_begin, size_t row_end,
-                               uint32_t *codes, float *scales, float *biases) {
+void folio_deinterleave_affine(const folio_interleaved_weights *w, int source_bits, size_t row_begin,
+                               size_t row_end, uint32_t *codes, float *scales, float *biases) {
   int bits = w->bits;
-  size_t gs = w->group_size, cols = w->cols, groups = cols / gs, words = cols * (size_t)bits / 32;
+  size_t gs = w->group_size, cols = w->cols, groups = cols / gs, words = cols * (size_t)source_bits / 32;
   size_t stride = group_stride(bits, gs);
   for (size_t r = row_begin; r < row_end; r++) {
     size_t b = r / BLOCK_ROWS, i = r % BLOCK_ROWS;
@@ -111,8 +110,10 @@ void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_be
       size_t byte;
       int nibble;
       code_position(bits, gs, i, k, &byte, &nibble);
-      unsigned q = (block[byte] >> (4 * nibble)) & ((1u << bits) - 1u);
-      out[k * (size_t)bits / 32] |= (uint32_t)q << ((k * (size_t)bits) % 32);
+      uint64_t q = (block[byte] >> (4 * nibble)) & ((1u << bits) - 1u);
+      size_t bit = k * (size_t)source_bits;
+      out[bit / 32] |= (uint32_t)(q << (bit % 32));
+      if (bit % 32 + (size_t)source_bits > 32) out[bit / 32 + 1] |= (uint32_t)(q >> (32 - bit % 32));
     }
     for (size_t g = 0; g < groups; g++) {
       scales[(r - row_begin) * groups + g] = group_value(block + g * stride, bits, gs, i, 0);

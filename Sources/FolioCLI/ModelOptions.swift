@@ -9,7 +9,7 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: "Compute threads (default: all cores).")
   var threads: Int?
 
-  @Option(name: .long, help: "Quantize the decoder's linear layers at load to 4 or 8 bits (groups of 64).")
+  @Option(name: .long, help: "Quantize the decoder's linear layers at load to 4, 6 or 8 bits (groups of 64).")
   var quantize: Int?
 
   @Option(
@@ -19,7 +19,7 @@ struct ModelOptions: ParsableArguments {
 
   func validate() throws {
     if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
-    if let quantize, quantize != 4, quantize != 8 { throw ValidationError("--quantize takes 4 or 8.") }
+    if let quantize, ![4, 6, 8].contains(quantize) { throw ValidationError("--quantize takes 4, 6 or 8.") }
   }
 
   var pool: ComputePool { ComputePool(threadCount: threads) }

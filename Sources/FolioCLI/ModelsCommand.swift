@@ -13,7 +13,7 @@ struct ModelsCommand: ParsableCommand {
       abstract: "Write an MLX-layout quantized copy (affine 4- or 8-bit) of a Hugging Face Qwen3.5 folder.",
       discussion: "The output loads in Folio (and in MLX tools) as it is: folio generate --model OUT.")
 
-    @Option(name: .long, help: "Bits per weight: 4 or 8.")
+    @Option(name: .long, help: "Bits per weight: 4, 6 or 8.")
     var bits: Int
 
     @Option(name: .long, help: "Columns sharing one scale and bias (a multiple of 32).")

@@ -19,7 +19,7 @@ public final class LanguageModel: Sendable {
   public let loadSeconds: Double
 
   /// Resolves `reference` (folder, cache entry or model id) and loads it.
-  /// `quantizeBits` (4 or 8) quantizes the decoder's linear layers at load; `activations` picks how quantized
+  /// `quantizeBits` (4, 6 or 8) quantizes the decoder's linear layers at load; `activations` picks how quantized
   /// layers multiply.
   public init(
     reference: String, locator: ModelLocator = ModelLocator(), quantizeBits: Int? = nil,

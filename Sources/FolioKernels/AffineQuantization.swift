@@ -85,9 +85,12 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
           scales.value[r * groups + g] = scale
           biases.value[r * groups + g] = low
           for i in start..<(start + groupSize) {
-            let q = UInt32(min(max(((row[i] - low) / scale).rounded(), 0), levels))
+            let q = UInt64(min(max(((row[i] - low) / scale).rounded(), 0), levels))
             let bit = i * bits
-            codes.value[r * words + bit / 32] |= q << UInt32(bit % 32)
+            // An LSB-first bit stream: a 6-bit code may straddle two words.
+            let shifted = q << UInt64(bit % 32)
+            codes.value[r * words + bit / 32] |= UInt32(truncatingIfNeeded: shifted)
+            if bit % 32 + bits > 32 { codes.value[r * words + bit / 32 + 1] |= UInt32(truncatingIfNeeded: shifted >> 32) }
           }
         }
       }
@@ -142,7 +145,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   /// The C kernels' view of interleaved storage.
   var interleavedDescriptor: folio_interleaved_weights {
     folio_interleaved_weights(
-      codes: codes.assumingMemoryBound(to: UInt8.self), bits: Int32(bits), group_size: groupSize, rows: rows,
+      codes: codes.assumingMemoryBound(to: UInt8.self), bits: bits == 4 ? 4 : 8, group_size: groupSize, rows: rows,
       cols: columns)
   }
 
@@ -158,7 +161,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
 
   /// Whether a matrix of `columns` can be quantized with these settings.
   public static func canQuantize(columns: Int, bits: Int, groupSize: Int) -> Bool {
-    (bits == 4 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
+    (bits == 4 || bits == 6 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
   }
 
   /// Codes, scales and biases in MLX's layout (copied back out of the interleaved layout if need be).
@@ -175,7 +178,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
       var s = [Float](repeating: 0, count: groups)
       var b = [Float](repeating: 0, count: groups)
       var d = interleavedDescriptor
-      folio_deinterleave_affine(&d, 0, rows, &words, &s, &b)
+      folio_deinterleave_affine(&d, Int32(bits), 0, rows, &words, &s, &b)
       return (words.withUnsafeBytes { Data($0) }, s, b)
     }
   }
@@ -207,7 +210,7 @@ public enum QuantizedActivations: Sendable, Equatable {
 }
 
 extension WeightMatrix {
-  /// This matrix quantized to `bits` (4 or 8) with `groupSize` columns per scale/bias; `self` when the shape does
+  /// This matrix quantized to `bits` (4, 6 or 8) with `groupSize` columns per scale/bias; `self` when the shape does
   /// not allow it (the matrix then stays in its stored type).
   public func quantized(bits: Int, groupSize: Int = 64) -> WeightMatrix {
     guard quantization == nil, AffineQuantizedStorage.canQuantize(columns: columns, bits: bits, groupSize: groupSize)

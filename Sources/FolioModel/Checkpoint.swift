@@ -12,11 +12,11 @@ public final class Checkpoint: Sendable {
   /// Keeps the memory-mapped weight files open.
   public let store: TensorStore
 
-  /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`); `quantizeBits` (4 or 8) quantizes the
+  /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`); `quantizeBits` (4, 6 or 8) quantizes the
   /// decoder's linear layers at load; `activations` picks how quantized layers multiply (see `QuantizedActivations`).
   public init(folder: URL, quantizeBits: Int? = nil, activations: QuantizedActivations = .fastest) throws {
-    if let bits = quantizeBits, bits != 4, bits != 8 {
-      throw FolioError(.invalidArgument, "--quantize takes 4 or 8, got \(bits).")
+    if let bits = quantizeBits, ![4, 6, 8].contains(bits) {
+      throw FolioError(.invalidArgument, "--quantize takes 4, 6 or 8, got \(bits).")
     }
     self.folder = folder
     config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))

@@ -11,7 +11,7 @@ import Foundation
 public enum MLXExport {
   /// Converts `input` (a Hugging Face folder) into `output` (created; must not exist).
   public static func quantize(input: URL, output: URL, bits: Int, groupSize: Int) throws {
-    guard bits == 4 || bits == 8 else { throw FolioError(.invalidArgument, "--bits takes 4 or 8, got \(bits).") }
+    guard [4, 6, 8].contains(bits) else { throw FolioError(.invalidArgument, "--bits takes 4, 6 or 8, got \(bits).") }
     guard groupSize > 0, groupSize % 32 == 0 else {
       throw FolioError(.invalidArgument, "--group-size must be a positive multiple of 32, got \(groupSize).")
     }

@@ -16,7 +16,7 @@ public final class TextModel: Sendable {
     rotary = TextRotary(config: config)
   }
 
-  /// Loads the decoder weights of `store`, validated against `config`; with `quantizeBits` (4 or 8) the linear
+  /// Loads the decoder weights of `store`, validated against `config`; with `quantizeBits` (4, 6 or 8) the linear
   /// layers are quantized at load (MLX affine, groups of 64) instead of being used in their stored type.
   /// `activations` picks how quantized layers multiply: `.int8` repacks them once for int8 dot products.
   public convenience init(

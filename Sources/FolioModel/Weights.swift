@@ -140,7 +140,7 @@ struct WeightReader {
     let (bits, groupSize) = settings
     guard AffineQuantizedStorage.canQuantize(columns: columns, bits: bits, groupSize: groupSize) else {
       throw FolioError(
-        .unsupportedDType, "\(name): \(bits)-bit quantization with group size \(groupSize) is not supported (4 or 8 bits, groups of a multiple of 32).")
+        .unsupportedDType, "\(name): \(bits)-bit quantization with group size \(groupSize) is not supported (4, 6 or 8 bits, groups of a multiple of 32).")
     }
     try checkShape(codes, [rows, columns * bits / 32])
     try checkShape(scales, [rows, columns / groupSize])

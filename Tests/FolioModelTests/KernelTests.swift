@@ -85,7 +85,7 @@ struct SoftmaxTests {
 /// Quantized weights against the straightforward reference: dequantize the whole matrix, then multiply in double.
 @Suite("Affine quantization")
 struct AffineQuantizationTests {
-  @Test(arguments: [4, 8])
+  @Test(arguments: [4, 6, 8])
   func quantizedProductEqualsDequantizeThenMultiply(bits: Int) throws {
     var generator = SystemRandomNumberGenerator()
     for (tokens, rows, columns) in [(1, 9, 64), (2, 70, 128), (5, 33, 192), (37, 40, 256)] {
@@ -128,7 +128,7 @@ struct Int8ActivationTests {
     return matrix
   }
 
-  @Test(arguments: [4, 8])
+  @Test(arguments: [4, 6, 8])
   func interleavingKeepsEveryValue(bits: Int) throws {
     for (_, rows, columns, groupSize) in Self.shapes {
       let matrix = try Self.quantizedMatrix(rows: rows, columns: columns, bits: bits, groupSize: groupSize)
@@ -147,7 +147,9 @@ struct Int8ActivationTests {
       for r in 0..<rows {
         for k in 0..<columns {
           let bit = (r * columns + k) * bits
-          let q = (Int(codes[bit / 8]) >> (bit % 8)) & ((1 << bits) - 1)
+          // An LSB-first bit stream: a 6-bit code may straddle two bytes.
+          let pair = Int(codes[bit / 8]) | (bit / 8 + 1 < codes.count ? Int(codes[bit / 8 + 1]) << 8 : 0)
+          let q = (pair >> (bit % 8)) & ((1 << bits) - 1)
           let g = r * (columns / groupSize) + k / groupSize
           expected.append(Float(q) * scales[g] + biases[g])
         }
@@ -156,7 +158,7 @@ struct Int8ActivationTests {
     }
   }
 
-  @Test(arguments: [4, 8])
+  @Test(arguments: [4, 6, 8])
   func productMatchesTheSameArithmeticInDouble(bits: Int) throws {
     var generator = SystemRandomNumberGenerator()
     for (tokens, rows, columns, groupSize) in Self.shapes {

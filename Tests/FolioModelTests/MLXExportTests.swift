@@ -9,7 +9,7 @@ import Testing
 /// folder mlx-lm converted from the same checkpoint), and the folder loads back to the same model as quantizing at load.
 @Suite("MLX export")
 struct MLXExportTests {
-  @Test(arguments: [4, 8])
+  @Test(arguments: [4, 6, 8])
   func writesMLXLayoutAndLoadsBack(bits: Int) throws {
     let output = try Fixtures.temporaryFolder().appendingPathComponent("quantized")
     try MLXExport.quantize(input: Fixtures.model("tiny-dense"), output: output, bits: bits, groupSize: 64)

@@ -12,7 +12,7 @@ import Testing
 /// qwen35.md §6.2, which is far below that).
 @Suite("MLX format")
 struct MLXFormatTests {
-  @Test(arguments: ["tiny-dense-mlx-4bit", "tiny-dense-mlx-8bit"])
+  @Test(arguments: ["tiny-dense-mlx-4bit", "tiny-dense-mlx-6bit", "tiny-dense-mlx-8bit"])
   func decodesLikeMLX(model name: String) throws {
     let reference = try ReferenceFile.load(name)
     let logitsFile = try SafetensorsFile(url: Fixtures.reference("\(name).safetensors"))
@@ -20,7 +20,7 @@ struct MLXFormatTests {
     // `QuantizedQualityTests`).
     let checkpoint = try Checkpoint(folder: Fixtures.model(name), activations: .float32)
     let model = checkpoint.textModel
-    #expect(checkpoint.config.quantization?.bits == (name.hasSuffix("4bit") ? 4 : 8))
+    #expect(checkpoint.config.quantization.map { "\($0.bits)bit" } == name.split(separator: "-").last.map(String.init))
     let pool = ComputePool(threadCount: 2)
     for c in reference.cases {
       let expected = try #require(logitsFile.tensors["\(c.name).logits"]).floats()
@@ -46,7 +46,7 @@ struct MLXFormatTests {
   /// amplify the activations' rounding (measured correlation 0.72 for 8-bit, 0.85 for 4-bit; a wrong scale, row
   /// order or packing gives ≈ 0), so the bound only catches gross errors; the int8 arithmetic itself is proven exact
   /// in `Int8ActivationTests`.
-  @Test(arguments: ["tiny-dense-mlx-4bit", "tiny-dense-mlx-8bit"])
+  @Test(arguments: ["tiny-dense-mlx-4bit", "tiny-dense-mlx-6bit", "tiny-dense-mlx-8bit"])
   func int8ActivationsFollowTheFloatRun(model name: String) throws {
     let reference = try ReferenceFile.load(name)
     let int8 = try Checkpoint(folder: Fixtures.model(name), activations: .int8).textModel

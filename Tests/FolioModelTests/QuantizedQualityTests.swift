@@ -55,8 +55,10 @@ struct QuantizedQualityTests {
   /// are far worse than on trained weights; the exactness of the kernels is tested in `AffineQuantizationTests`.
   @Test func qualityCostOfQuantizing() throws {
     let eight = try Self.measure(model: "tiny-dense", bits: 8)
+    let six = try Self.measure(model: "tiny-dense", bits: 6)
     let four = try Self.measure(model: "tiny-dense", bits: 4)
-    print("quantized quality tiny-dense: 8-bit mean KL \(eight.meanKL), top-1 \(eight.topOneAgreement); 4-bit mean KL \(four.meanKL), top-1 \(four.topOneAgreement)")
+    print("quantized quality tiny-dense: 8-bit mean KL \(eight.meanKL), top-1 \(eight.topOneAgreement); 6-bit mean KL \(six.meanKL), top-1 \(six.topOneAgreement); 4-bit mean KL \(four.meanKL), top-1 \(four.topOneAgreement)")
+    #expect(six.meanKL < four.meanKL, "fewer bits cost more")
     #expect(eight.meanKL < 0.3)
     #expect(eight.topOneAgreement >= 0.75)
     #expect(four.topOneAgreement > 0.1)

@@ -26,8 +26,8 @@ void folio_linear_rows_on(int path, const float *x, size_t tokens, const void *w
 /// In-place numerically stable softmax over n floats: exp(x - max) / Σ, with a vectorised exp accurate to a few ulp.
 void folio_softmax(float *x, size_t n);
 
-/// Affine group-quantized weights in MLX's layout: per row, codes packed LSB-first into uint32 words (`bits` 4 or
-/// 8), and per group of `group_size` columns an fp32 scale and bias, w ≈ scale · q + bias.
+/// Affine group-quantized weights in MLX's layout: per row, codes packed LSB-first into uint32 words (`bits` 4, 6
+/// or 8), and per group of `group_size` columns an fp32 scale and bias, w ≈ scale · q + bias.
 typedef struct {
   const uint32_t *codes;  // [rows, cols * bits / 32]
   const float *scales;    // [rows, cols / group_size]
@@ -63,13 +63,18 @@ typedef struct {
 size_t folio_interleaved_bytes(size_t rows, size_t cols, int bits, size_t group_size);
 
 /// Repacks blocks [block_begin, block_end) of 16 rows from MLX's layout into the interleaved one (scales and
-/// biases rounded to bf16, the type MLX stores them in for bf16 models).
+/// biases rounded to bf16, the type MLX stores them in for bf16 models). 6-bit codes take a byte each there (the
+/// interleaved `bits` is then 8).
 void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_t cols, size_t block_begin,
                              size_t block_end, uint8_t *out);
 
-/// Writes rows [row_begin, row_end) back in MLX's layout (codes [n, cols·bits/32], scales/biases [n, groups]).
-void folio_deinterleave_affine(const folio_interleaved_weights *w, size_t row_begin, size_t row_end,
-                               uint32_t *codes, float *scales, float *biases);
+/// Writes rows [row_begin, row_end) back in MLX's layout with `source_bits`-bit codes (codes [n, cols·bits/32],
+/// scales/biases [n, groups]).
+void folio_deinterleave_affine(const folio_interleaved_weights *w, int source_bits, size_t row_begin,
+                               size_t row_end, uint32_t *codes, float *scales, float *biases);
+
+/// Code i of a row of MLX-layout codes (an LSB-first bit stream over uint32 words; 6-bit codes straddle words).
+unsigned folio_affine_code(const uint32_t *row_codes, int bits, size_t i);
 
 /// Row `r` of interleaved weights dequantized into `out` (cols floats).
 void folio_interleaved_dequantize_row(const folio_interleaved_weights *w, size_t r, float *out);
