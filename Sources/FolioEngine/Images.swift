@@ -38,7 +38,9 @@ public struct VisionComponents: Sendable {
       FileManager.default.fileExists(atPath: url.path)
       ? try VisionPreprocessorConfiguration.load(from: url) : VisionPreprocessorConfiguration.qwen35
     return VisionComponents(
-      encoder: try VisionEncoder(store: checkpoint.store, config: config, quantization: checkpoint.config.quantization),
+      encoder: try VisionEncoder(
+        store: checkpoint.store, config: config, quantization: checkpoint.config.quantization,
+        int8Linears: checkpoint.int8Activations),
       preprocessor: VisionPreprocessor(configuration: settings))
   }
 }

@@ -11,6 +11,9 @@ public final class Checkpoint: Sendable {
   public let textModel: TextModel
   /// Keeps the memory-mapped weight files open.
   public let store: TensorStore
+  /// Whether the decoder's linear layers are quantized (at load or in an MLX folder) and multiply with int8
+  /// activations; the vision tower follows the same choice (`VisionEncoder`'s `int8Linears`).
+  public let int8Activations: Bool
 
   /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`); `quantizeBits` (4, 6 or 8) quantizes the
   /// decoder's linear layers at load; `activations` picks how quantized layers multiply (see `QuantizedActivations`).
@@ -22,6 +25,7 @@ public final class Checkpoint: Sendable {
     config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
     generationDefaults = try GenerationDefaults.load(from: folder.appendingPathComponent("generation_config.json"))
     store = try TensorStore(folder: folder)
+    int8Activations = activations == .int8 && (quantizeBits != nil || config.quantization != nil)
     textModel = try TextModel(
       store: store, config: config.text, quantization: config.quantization, quantizeBits: quantizeBits,
       activations: activations)

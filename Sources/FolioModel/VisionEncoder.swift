@@ -81,14 +81,24 @@ public final class VisionEncoder: Sendable {
   let mergerFC2: AffineWeights
 
   /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
-  /// `quantization` is an MLX folder's settings (its vision layers may be quantized too).
-  public init(store: TensorStore, config c: VisionConfiguration, quantization: QuantizationSettings? = nil) throws {
+  /// `quantization` is an MLX folder's settings (its vision layers may be quantized too). `int8Linears` quantizes
+  /// the blocks' and merger's linear layers to 8 bits at load and multiplies them with int8 activations (VNNI dot
+  /// products, about 4× the fp32 rate); the patch embedding stays as stored.
+  public init(
+    store: TensorStore, config c: VisionConfiguration, quantization: QuantizationSettings? = nil,
+    int8Linears: Bool = false
+  ) throws {
     self.config = c
     let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
     let r = WeightReader(store: store, prefix: prefix, quantization: quantization)
     let h = c.hiddenSize
     func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
-      AffineWeights(weight: try r.matrix(name + ".weight", rows, columns), bias: try r.vector(name + ".bias", rows))
+      var weight = try r.matrix(name + ".weight", rows, columns)
+      if int8Linears {
+        if weight.quantization == nil { weight = weight.quantized(bits: 8) }
+        if let storage = weight.quantization { weight = storage.interleaved().matrix(elementType: weight.elementType) }
+      }
+      return AffineWeights(weight: weight, bias: try r.vector(name + ".bias", rows))
     }
     func layerNorm(_ name: String) throws -> LayerNormWeights {
       LayerNormWeights(weight: try r.vector(name + ".weight", h), bias: try r.vector(name + ".bias", h), epsilon: 1e-6)
