@@ -126,3 +126,35 @@ void folio_silu_multiply(const float *a, const float *b, float *out, size_t n) {
     out[i] = b ? s * b[i] : s;
   }
 }
+
+// GELU (tanh approximation) as x · sigmoid(2u), u = √(2/π)·(x + 0.044715·x³): the same exp as SiLU.
+#if FOLIO_X86
+__attribute__((target("avx2,fma"))) static void gelu_tanh_avx2(float *x, size_t n) {
+  size_t i = 0;
+  const __m256 one = _mm256_set1_ps(1.0f), limit = _mm256_set1_ps(87.0f), c = _mm256_set1_ps(0.044715f),
+               k = _mm256_set1_ps(-2.0f * 0.7978845608028654f);
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(c, v), _mm256_mul_ps(v, v), v);
+    __m256 e = exp_avx2(_mm256_min_ps(_mm256_mul_ps(k, inner), limit));
+    _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
+  }
+  for (; i < n; i++) {
+    float v = x[i], inner = v + 0.044715f * v * v * v;
+    x[i] = v / (1.0f + exp_scalar(fminf(-2.0f * 0.7978845608028654f * inner, 87.0f)));
+  }
+}
+#endif
+
+void folio_gelu_tanh(float *x, size_t n) {
+#if FOLIO_X86
+  if (folio_kernel_path() != FOLIO_PATH_PORTABLE) {
+    gelu_tanh_avx2(x, n);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; i++) {
+    float v = x[i], inner = v + 0.044715f * v * v * v;
+    x[i] = v / (1.0f + exp_scalar(fminf(-2.0f * 0.7978845608028654f * inner, 87.0f)));
+  }
+}

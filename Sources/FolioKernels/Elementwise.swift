@@ -46,7 +46,6 @@ public enum Elementwise {
     0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
   }
 
-  /// Numerically stable softmax in place (vectorised exp in `CFolioKernels`, a few ulp from `expf`).
   /// `out[i] = silu(a[i]) · b[i]` (`b` nil: `silu(a[i])`), vectorised; `out` may be `a` or `b`.
   public static func siluMultiply(
     _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>, count: Int
@@ -54,6 +53,12 @@ public enum Elementwise {
     folio_silu_multiply(a, b, out, count)
   }
 
+  /// GELU with the tanh approximation in place, vectorised: `0.5·x·(1 + tanh(u)) = x · sigmoid(2u)`.
+  public static func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    folio_gelu_tanh(x, count)
+  }
+
+  /// Numerically stable softmax in place (vectorised exp in `CFolioKernels`, a few ulp from `expf`).
   @inlinable public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
     folio_softmax(x, count)
   }

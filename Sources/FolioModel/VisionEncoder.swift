@@ -24,10 +24,15 @@ struct LayerNormWeights: Sendable {
   var bias: [Float]
   var epsilon: Float
 
-  /// Normalises each of `tokens` rows of `x` into `y` (may alias).
-  func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
+  /// Normalises each of `tokens` rows of `x` into `y` (may alias), rows split across the pool.
+  func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    let (xs, ys) = (UncheckedPointer(x), UncheckedMutablePointer(y))
+    pool.parallelFor(tokens, minimumPerThread: 16) { range in apply(xs.pointer, rows: range, into: ys.pointer) }
+  }
+
+  private func apply(_ x: UnsafePointer<Float>, rows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
     let n = weight.count
-    for t in 0..<tokens {
+    for t in rows {
       let row = x + t * n
       let out = y + t * n
       var mean: Float = 0
@@ -175,22 +180,23 @@ public final class VisionEncoder: Sendable {
     let attended = FloatBuffer(count: total * h)
     let projected = FloatBuffer(count: total * h)
     let intermediate = FloatBuffer(count: total * c.intermediateSize)
+    let width = c.intermediateSize
     for block in blocks {
-      block.norm1.apply(hidden.pointer, tokens: total, into: normed.pointer)
+      block.norm1.apply(hidden.pointer, tokens: total, into: normed.pointer, pool: pool)
       block.qkv.apply(normed.pointer, tokens: total, into: qkv.pointer, pool: pool)
       attend(qkv: qkv, grids: grids, rotary: rotary, into: attended, pool: pool)
       block.proj.apply(attended.pointer, tokens: total, into: projected.pointer, pool: pool)
       for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
-      block.norm2.apply(hidden.pointer, tokens: total, into: normed.pointer)
+      block.norm2.apply(hidden.pointer, tokens: total, into: normed.pointer, pool: pool)
       block.fc1.apply(normed.pointer, tokens: total, into: intermediate.pointer, pool: pool)
-      for i in 0..<(total * c.intermediateSize) {
-        intermediate.pointer[i] = Elementwise.geluTanh(intermediate.pointer[i])
+      pool.parallelFor(total, minimumPerThread: 16) { range in
+        Elementwise.geluTanh(intermediate.pointer + range.lowerBound * width, count: range.count * width)
       }
       block.fc2.apply(intermediate.pointer, tokens: total, into: projected.pointer, pool: pool)
       for i in 0..<(total * h) { hidden.pointer[i] += projected.pointer[i] }
     }
     // Merger: LayerNorm per patch, then 4 consecutive patches (one 2×2 block) form one row.
-    mergerNorm.apply(hidden.pointer, tokens: total, into: hidden.pointer)
+    mergerNorm.apply(hidden.pointer, tokens: total, into: hidden.pointer, pool: pool)
     let mergedCount = total / mergeArea
     let mergedWidth = h * mergeArea
     let fc1 = FloatBuffer(count: mergedCount * mergedWidth)

@@ -110,3 +110,6 @@ int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, v
 
 /// out[i] = silu(a[i]) · b[i] (b may be NULL: out[i] = silu(a[i])); `out` may alias `a` or `b`.
 void folio_silu_multiply(const float *a, const float *b, float *out, size_t n);
+
+/// GELU with the tanh approximation (`gelu_pytorch_tanh`) in place, vectorised.
+void folio_gelu_tanh(float *x, size_t n);
