@@ -59,6 +59,10 @@ for model in "${models[@]}"; do
   echo "## $name: llama.cpp (llama-bench, $threads threads, $reps repetitions)"
   build/bin/llama-bench -m "$name/model-Q8_0.gguf" -m "$name/model-Q4_0.gguf" -t "$threads" -r "$reps" \
     -p 512 -n 128 -o md
+  for q in Q8_0 Q4_0; do  # peak memory of one pp512 + tg128 run per file
+    /usr/bin/time -f "llama.cpp $q peak RSS %M KiB" build/bin/llama-bench -m "$name/model-$q.gguf" -t "$threads" \
+      -r 1 -p 512 -n 128 -o md 2>&1 >/dev/null | tail -n 1
+  done
   build/bin/llama-bench -m "$name/model-Q8_0.gguf" -m "$name/model-Q4_0.gguf" -t "$threads" -r 1 \
     -p 0 -n 128 -d "$depth" -o md | tail -n 2
   echo

@@ -128,12 +128,6 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     return AffineQuantizedStorage(interleaving: self, descriptor)
   }
 
-  /// The memory-mapped codes this storage reads (owner, first byte, length), so a loader can release their pages
-  /// once they are no longer needed; `nil` when the codes are owned here.
-  public var mappedCodes: (owner: AnyObject, base: UnsafeRawPointer, bytes: Int)? {
-    codesOwner.map { ($0, UnsafeRawPointer(codes), rows * columns * bits / 8) }
-  }
-
   /// The C kernels' view of MLX-layout storage (`nil` for the interleaved layout).
   var descriptor: folio_affine_weights? {
     guard let scales, let biases else { return nil }

@@ -23,12 +23,9 @@ public final class TextModel: Sendable {
     store: TensorStore, config: TextConfiguration, quantization: QuantizationSettings? = nil, quantizeBits: Int? = nil,
     activations: QuantizedActivations = .fastest
   ) throws {
-    var weights = try TextWeights.load(from: store, config: config, quantization: quantization)
-    if let bits = quantizeBits {
-      weights = weights.quantized(bits: bits, interleave: activations == .int8)
-    } else if activations == .int8 {
-      weights = weights.interleavedForInt8Activations()
-    }
+    var weights = try TextWeights.load(
+      from: store, config: config, quantization: quantization, interleave: activations == .int8)
+    if let bits = quantizeBits { weights = weights.quantized(bits: bits, interleave: activations == .int8) }
     self.init(config: config, weights: weights)
   }
 

@@ -100,8 +100,13 @@ public final class VisionEncoder: Sendable {
     func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
       var weight = try r.matrix(name + ".weight", rows, columns)
       if int8Linears {
+        let source = weight
         if weight.quantization == nil { weight = weight.quantized(bits: 8) }
         if let storage = weight.quantization { weight = storage.interleaved().matrix(elementType: weight.elementType) }
+        // The stored bf16 pages are no longer read: give them back.
+        if source.quantization == nil, weight.quantization != nil, let file = source.owner as? MappedFile {
+          file.discard(source.base, count: source.rows * source.rowStride)
+        }
       }
       return AffineWeights(weight: weight, bias: try r.vector(name + ".bias", rows))
     }

@@ -78,6 +78,9 @@ struct WeightReader {
   let prefix: String
   /// `config.json`'s MLX `quantization` settings, when the checkpoint is an MLX quantized folder.
   var quantization: QuantizationSettings? = nil
+  /// Repack quantized matrices for int8 dot products as they are read (one at a time, releasing the mapped codes'
+  /// pages), so the MLX-layout copies never coexist.
+  var interleave = false
 
   /// MLX folders (`language_model.model.…`) store zero-centred norm weights with the +1 already added.
   var normsIncludeOne: Bool { prefix == "language_model.model." }
@@ -145,9 +148,13 @@ struct WeightReader {
     try checkShape(codes, [rows, columns * bits / 32])
     try checkShape(scales, [rows, columns / groupSize])
     try checkShape(biases, [rows, columns / groupSize])
-    let storage = AffineQuantizedStorage(
+    var storage = AffineQuantizedStorage(
       codes: codes.data, codesOwner: codes.file, scales: try scales.floats(), biases: try biases.floats(), bits: bits,
       groupSize: groupSize, rows: rows, columns: columns)
+    if interleave {
+      storage = storage.interleaved()
+      codes.file.discard(codes.data, count: rows * columns * bits / 8)
+    }
     return storage.matrix(elementType: scales.dtype == .f16 ? .float16 : scales.dtype == .f32 ? .float32 : .bfloat16)
   }
 
@@ -180,10 +187,12 @@ struct WeightReader {
 extension TextWeights {
   /// Loads and validates every text-decoder tensor against `config`.
   static func load(
-    from store: TensorStore, config c: TextConfiguration, quantization: QuantizationSettings? = nil
+    from store: TensorStore, config c: TextConfiguration, quantization: QuantizationSettings? = nil,
+    interleave: Bool = false
   ) throws -> TextWeights {
     let reader = WeightReader(
-      store: store, prefix: try WeightReader.textPrefix(in: store), quantization: quantization)
+      store: store, prefix: try WeightReader.textPrefix(in: store), quantization: quantization,
+      interleave: interleave)
     let h = c.hiddenSize
     let embed = try reader.matrix("embed_tokens.weight", c.vocabularySize, h)
     var layers: [DecoderLayerWeights] = []
@@ -302,19 +311,6 @@ extension TextWeights {
         if interleave { quantized = storage.interleaved().matrix(elementType: m.elementType) }
       }
       return quantized
-    }
-  }
-
-  /// Every quantized matrix repacked for int8 dot products (`AffineQuantizedStorage.interleaved()`); codes that
-  /// were memory-mapped from an MLX folder have their pages released once repacked.
-  func interleavedForInt8Activations() -> TextWeights {
-    mappingQuantizable { m in
-      guard let storage = m.quantization, storage.layout == .mlx else { return m }
-      let repacked = storage.interleaved()
-      if let (file, base, bytes) = storage.mappedCodes, let file = file as? MappedFile {
-        file.discard(base, count: bytes)
-      }
-      return repacked.matrix(elementType: m.elementType)
     }
   }
 
