@@ -35,6 +35,15 @@ public enum MatMul {
     }
   }
 
+  /// `y[t · stride + r] = Σ_i x[t, i] · w[r, i]` for dense fp32 `x` `[tokens, columns]` and `w` `[rows, columns]`,
+  /// on the calling thread: for small products inside work that is already split across the pool.
+  public static func product(
+    _ x: UnsafePointer<Float>, tokens: Int, weights w: UnsafePointer<Float>, rows: Int, columns: Int,
+    into y: UnsafeMutablePointer<Float>, stride: Int
+  ) {
+    folio_linear_rows(x, tokens, w, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, rows, y, stride)
+  }
+
   /// Quantized weights: decode multiplies with codes dequantized in registers; with several tokens each block of
   /// rows is widened to fp32 once and multiplied by the blocked fp32 kernel (the widening is then amortised).
   static func affine(

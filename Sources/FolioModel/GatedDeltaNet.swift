@@ -175,72 +175,147 @@ struct DeltaRuleHead {
   /// The chunked (WY) form over chunks of `chunk` tokens. A final short chunk is processed at its own length,
   /// which equals the reference's zero padding: padded rows have k = β = g = 0 and cannot affect real rows.
   func chunked(state s: UnsafeMutablePointer<Float>, chunk: Int) {
-    let gamma = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
-    let attention = UnsafeMutablePointer<Float>.allocate(capacity: chunk * chunk)
-    let u = UnsafeMutablePointer<Float>.allocate(capacity: chunk * dv)
-    let w = UnsafeMutablePointer<Float>.allocate(capacity: chunk * dk)
-    let newValues = UnsafeMutablePointer<Float>.allocate(capacity: chunk * dv)
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(dk, dv))
-    defer {
-      gamma.deallocate(); attention.deallocate(); u.deallocate(); w.deallocate(); newValues.deallocate()
-      scratch.deallocate()
-    }
+    let buffers = ChunkBuffers(chunk: chunk, dk: dk, dv: dv)
+    defer { buffers.deallocate() }
+    // The chunks work on Sᵀ [dv, dk], the layout in which their products take the state.
+    transpose(s, rows: dk, columns: dv, rowStride: dv, into: buffers.stateT)
     var start = 0
     while start < tokens {
       let n = min(chunk, tokens - start)
-      var running: Float = 0
-      for i in 0..<n {
-        running += g[(start + i) * stride]
-        gamma[i] = running
-      }
-      // A[i][j] = β_i (k_i·k_j) e^{γ_i−γ_j} for j < i; solve (I + A) U = βV and (I + A) W = β e^γ K by
-      // forward substitution (the reference inverts the same unit lower-triangular matrix).
-      for i in 0..<n {
-        let bi = beta[(start + i) * stride]
-        let ki = k(start + i)
-        for j in 0..<i {
-          attention[i * chunk + j] = bi * Dot.float(ki, k(start + j), count: dk) * exp(gamma[i] - gamma[j])
-        }
-        let ui = u + i * dv, vi = v(start + i)
-        for c in 0..<dv { ui[c] = bi * vi[c] }
-        let wi = w + i * dk
-        let scale = bi * exp(gamma[i])
-        for c in 0..<dk { wi[c] = scale * ki[c] }
-        for j in 0..<i {
-          let aij = attention[i * chunk + j]
-          Elementwise.addScaled(ui, u + j * dv, -aij, count: dv)
-          Elementwise.addScaled(wi, w + j * dk, -aij, count: dk)
-        }
-      }
-      // Vn = U − W S;  O_i = e^{γ_i} q_i S + Σ_{j≤i} (q_i·k_j) e^{γ_i−γ_j} Vn_j.
-      for i in 0..<n {
-        let vn = newValues + i * dv
-        vn.update(from: u + i * dv, count: dv)
-        let wi = w + i * dk
-        for r in 0..<dk { Elementwise.addScaled(vn, s + r * dv, -wi[r], count: dv) }
-      }
-      for i in 0..<n {
-        let qi = q(start + i)
-        let o = output + (start + i) * outputStride
-        for c in 0..<dv { o[c] = 0 }
-        for r in 0..<dk { Elementwise.addScaled(o, s + r * dv, qi[r], count: dv) }
-        let decay = exp(gamma[i])
-        for c in 0..<dv { o[c] *= decay }
-        for j in 0...i {
-          let weight = Dot.float(qi, k(start + j), count: dk) * exp(gamma[i] - gamma[j])
-          Elementwise.addScaled(o, newValues + j * dv, weight, count: dv)
-        }
-      }
-      // S ← e^{γ_last} S + Σ_j e^{γ_last−γ_j} k_j ⊗ Vn_j.
-      let last = gamma[n - 1]
-      let total = exp(last)
-      for i in 0..<(dk * dv) { s[i] *= total }
-      for j in 0..<n {
-        let kj = k(start + j)
-        let factor = exp(last - gamma[j])
-        for r in 0..<dk { Elementwise.addScaled(s + r * dv, newValues + j * dv, kj[r] * factor, count: dv) }
-      }
+      chunkStep(start: start, count: n, buffers)
       start += n
     }
+    transpose(buffers.stateT, rows: dv, columns: dk, rowStride: dk, into: s)
   }
+
+  /// One chunk of n tokens, with γ the running sum of g over the chunk and S the `[dk, dv]` state (held as Sᵀ):
+  /// A = β_i (k_i·k_j) e^{γ_i−γ_j} (j < i),  T = (I + A)⁻¹,  Vn = U − W·S with U = T·βV and W = T·βe^γK,
+  /// O = e^γ Q·S + P·Vn with P = (q_i·k_j) e^{γ_i−γ_j} (j ≤ i),  S ← e^{γ_last} S + Σ_j e^{γ_last−γ_j} k_j ⊗ Vn_j.
+  /// The products run in the blocked fp32 kernel on this thread (the heads are already split across the pool),
+  /// on gathered or transposed copies that put each product's contraction innermost in both operands.
+  private func chunkStep(start: Int, count n: Int, _ b: ChunkBuffers) {
+    var running: Float = 0
+    for i in 0..<n {
+      running += g[(start + i) * stride]
+      b.gamma[i] = running
+      b.betas[i] = beta[(start + i) * stride]
+    }
+    // e^{γ_i−γ_j} from the difference: over a chunk γ can fall far enough for e^{−γ_j} alone to overflow.
+    for i in 0..<n {
+      for j in 0...i { b.decay[i * n + j] = exp(b.gamma[i] - b.gamma[j]) }
+    }
+    // Contiguous q, k and βe^γk rows, and βv transposed.
+    for i in 0..<n {
+      let qi = q(start + i), ki = k(start + i)
+      (b.queries + i * dk).update(from: qi, count: dk)
+      (b.keys + i * dk).update(from: ki, count: dk)
+      let keyScale = b.betas[i] * exp(b.gamma[i])
+      let scaledKey = b.scaledKeys + i * dk
+      for r in 0..<dk { scaledKey[r] = keyScale * ki[r] }
+    }
+    transpose(v(start), rows: n, columns: dv, rowStride: channels, scales: b.betas, into: b.valuesT)
+    MatMul.product(b.keys, tokens: n, weights: b.keys, rows: n, columns: dk, into: b.keyProducts, stride: n)
+    MatMul.product(b.queries, tokens: n, weights: b.keys, rows: n, columns: dk, into: b.queryKeyProducts, stride: n)
+
+    // T by forward substitution, as the reference builds it: row T_i = e_i − Σ_{j<i} A_ij T_j (T_j ends at j).
+    for i in 0..<n {
+      let ti = b.inverse + i * n
+      for m in 0..<n { ti[m] = 0 }
+      ti[i] = 1
+      for j in 0..<i {
+        let aij = b.betas[i] * b.keyProducts[i * n + j] * b.decay[i * n + j]
+        Elementwise.addScaled(ti, b.inverse + j * n, -aij, count: j + 1)
+      }
+    }
+    // Vn = U − W·S = T·(βV − βe^γK·S): factoring T out saves a product. Computed as Vnᵀ [dv, n], the layout
+    // in which the products below take it.
+    MatMul.product(b.stateT, tokens: dv, weights: b.scaledKeys, rows: n, columns: dk, into: b.correction, stride: n)
+    for e in 0..<(dv * n) { b.valuesT[e] -= b.correction[e] }
+    MatMul.product(b.valuesT, tokens: dv, weights: b.inverse, rows: n, columns: n, into: b.newValuesT, stride: n)
+
+    // O = [e^γ Q | P] · [S ; Vn] in one product over dk + n columns, written straight into the output rows.
+    let width = dk + n
+    for i in 0..<n {
+      let row = b.outputInputs + i * width
+      let queryScale = exp(b.gamma[i])
+      for r in 0..<dk { row[r] = queryScale * b.queries[i * dk + r] }
+      for j in 0...i { row[dk + j] = b.queryKeyProducts[i * n + j] * b.decay[i * n + j] }
+      for j in (i + 1)..<n { row[dk + j] = 0 }
+    }
+    for c in 0..<dv {
+      let row = b.outputWeights + c * width
+      row.update(from: b.stateT + c * dk, count: dk)
+      (row + dk).update(from: b.newValuesT + c * n, count: n)
+    }
+    MatMul.product(
+      b.outputInputs, tokens: n, weights: b.outputWeights, rows: dv, columns: width,
+      into: output + start * outputStride, stride: outputStride)
+
+    // Sᵀ ← e^{γ_last} Sᵀ + Vnᵀ·(e^{γ_last−γ} K): the product of Vnᵀ [dv, n] and the decayed keys transposed.
+    let lastDecays = b.decay + (n - 1) * n
+    transpose(b.keys, rows: n, columns: dk, rowStride: dk, scales: lastDecays, into: b.keysT)
+    MatMul.product(b.newValuesT, tokens: dv, weights: b.keysT, rows: dk, columns: n, into: b.stateUpdate, stride: dk)
+    let total = exp(b.gamma[n - 1])
+    for e in 0..<(dv * dk) { b.stateT[e] = b.stateT[e] * total + b.stateUpdate[e] }
+  }
+
+  /// `destination[c · rows + r] = scales[r] · source[r · rowStride + c]` (scale 1 without `scales`): the transpose
+  /// of a `[rows, columns]` block, eight source rows at a time so that reads and writes both stay in few lines.
+  private func transpose(
+    _ source: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, scales: UnsafePointer<Float>? = nil,
+    into destination: UnsafeMutablePointer<Float>
+  ) {
+    var first = 0
+    while first < rows {
+      let count = min(8, rows - first)
+      let block = source + first * rowStride
+      for c in 0..<columns {
+        let column = destination + c * rows + first
+        if let scales {
+          for r in 0..<count { column[r] = scales[first + r] * block[r * rowStride + c] }
+        } else {
+          for r in 0..<count { column[r] = block[r * rowStride + c] }
+        }
+      }
+      first += count
+    }
+  }
+}
+
+/// Working buffers of one head's chunked delta rule, carved from one allocation. Dimensions of chunk length are
+/// sized for a full chunk and packed at the current chunk's length n.
+private struct ChunkBuffers {
+  let storage: UnsafeMutablePointer<Float>
+  /// γ and β [n]; e^{γ_i−γ_j} [n, n].
+  let gamma, betas, decay: UnsafeMutablePointer<Float>
+  /// The chunk's q and k rows [n, dk] and their products K·Kᵀ, Q·Kᵀ [n, n].
+  let queries, keys, keyProducts, queryKeyProducts: UnsafeMutablePointer<Float>
+  /// T [n, n]; βe^γK [n, dk]; βV transposed [dv, n]; e^{γ_last−γ}K transposed [dk, n].
+  let inverse, scaledKeys, valuesT, keysT: UnsafeMutablePointer<Float>
+  /// Vnᵀ and (βe^γK·S)ᵀ [dv, n]; Sᵀ and its increment [dv, dk].
+  let newValuesT, correction, stateT, stateUpdate: UnsafeMutablePointer<Float>
+  /// The output product's operands, [n, dk + n] and [dv, dk + n].
+  let outputInputs, outputWeights: UnsafeMutablePointer<Float>
+
+  init(chunk: Int, dk: Int, dv: Int) {
+    let square = chunk * chunk, width = dk + chunk
+    let sizes = [
+      chunk, chunk, square, chunk * dk, chunk * dk, square, square, square, chunk * dk, dv * chunk, dk * chunk,
+      dv * chunk, dv * chunk, dv * dk, dk * dv, chunk * width, dv * width,
+    ]
+    let base = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
+    var parts: [UnsafeMutablePointer<Float>] = []
+    var offset = 0
+    for size in sizes {
+      parts.append(base + offset)
+      offset += size
+    }
+    storage = base
+    (gamma, betas, decay, queries, keys) = (parts[0], parts[1], parts[2], parts[3], parts[4])
+    (keyProducts, queryKeyProducts, inverse, scaledKeys) = (parts[5], parts[6], parts[7], parts[8])
+    (valuesT, keysT, newValuesT, correction) = (parts[9], parts[10], parts[11], parts[12])
+    (stateT, stateUpdate, outputInputs, outputWeights) = (parts[13], parts[14], parts[15], parts[16])
+  }
+
+  func deallocate() { storage.deallocate() }
 }
