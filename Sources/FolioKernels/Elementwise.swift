@@ -77,6 +77,21 @@ public enum Elementwise {
   }
 
   /// `y += a · x` over `count` floats.
+  /// `x[i] *= factor` over `count` floats.
+  @inlinable public static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
+    var i = 0
+    let raw = UnsafeMutableRawPointer(x)
+    while i + 16 <= count {
+      let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * factor
+      raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      x[i] *= factor
+      i += 1
+    }
+  }
+
   /// `y[i] += a[i] · b[i]` over `count` floats.
   @inlinable public static func multiplyAdd(
     _ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int

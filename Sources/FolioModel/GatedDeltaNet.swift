@@ -157,18 +157,26 @@ struct DeltaRuleHead {
   func recurrent(state s: UnsafeMutablePointer<Float>) {
     let delta = UnsafeMutablePointer<Float>.allocate(capacity: dv)
     defer { delta.deallocate() }
+    // Two passes over S per token (it does not fit in L1): decay rows while accumulating Sᵀk, then add k⊗δ while
+    // accumulating Sᵀq.
     for t in 0..<tokens {
       let decay = exp(g[t * stride])
-      for i in 0..<(dk * dv) { s[i] *= decay }
       let kt = k(t), vt = v(t), qt = q(t)
-      for j in 0..<dv { delta[j] = 0 }
-      for i in 0..<dk { Elementwise.addScaled(delta, s + i * dv, kt[i], count: dv) }
+      delta.update(repeating: 0, count: dv)
+      for i in 0..<dk {
+        let row = s + i * dv
+        Elementwise.scale(row, by: decay, count: dv)
+        Elementwise.addScaled(delta, row, kt[i], count: dv)
+      }
       let b = beta[t * stride]
       for j in 0..<dv { delta[j] = (vt[j] - delta[j]) * b }
-      for i in 0..<dk { Elementwise.addScaled(s + i * dv, delta, kt[i], count: dv) }
       let o = output + t * outputStride
-      for j in 0..<dv { o[j] = 0 }
-      for i in 0..<dk { Elementwise.addScaled(o, s + i * dv, qt[i], count: dv) }
+      o.update(repeating: 0, count: dv)
+      for i in 0..<dk {
+        let row = s + i * dv
+        Elementwise.addScaled(row, delta, kt[i], count: dv)
+        Elementwise.addScaled(o, row, qt[i], count: dv)
+      }
     }
   }
 

@@ -69,20 +69,26 @@ public final class TextModel: Sendable {
     let table = rotary.table(for: positions)
     for (i, layer) in weights.layers.enumerated() {
       copyNormed(hidden, into: normed, count: count, scale: layer.inputNormScale)
-      switch (layer.mixer, state.layers[i]) {
-      case (.linear(let w), .linear(var conv, var recurrent)):
-        state.layers[i] = .linear(conv: [], recurrent: [])  // release storage so the update happens in place
+      // The layer's state is taken out of the array (leaving an empty one) so its buffers are uniquely referenced
+      // and updated in place: a second reference would copy the recurrent state or the whole KV cache per token.
+      var layerState = DecoderState.Layer.linear(conv: [], recurrent: [])
+      swap(&layerState, &state.layers[i])
+      switch layer.mixer {
+      case .linear(let w):
+        guard case .linear(var conv, var recurrent) = consume layerState else {
+          preconditionFailure("decoder state does not match the model's layer kinds")
+        }
         GatedDeltaNet(config: config, weights: w).forward(
           normed.pointer, tokens: count, conv: &conv, recurrent: &recurrent, output: mixed.pointer, pool: pool)
         state.layers[i] = .linear(conv: conv, recurrent: recurrent)
-      case (.full(let w), .full(var keys, var values)):
-        state.layers[i] = .full(keys: [], values: [])
+      case .full(let w):
+        guard case .full(var keys, var values) = consume layerState else {
+          preconditionFailure("decoder state does not match the model's layer kinds")
+        }
         GatedAttention(config: config, weights: w).forward(
           normed.pointer, tokens: count, rotary: table, keys: &keys, values: &values, output: mixed.pointer,
           pool: pool)
         state.layers[i] = .full(keys: keys, values: values)
-      default:
-        preconditionFailure("decoder state does not match the model's layer kinds")
       }
       add(mixed, into: hidden, count: count * h)
       copyNormed(hidden, into: normed, count: count, scale: layer.postAttentionNormScale)
