@@ -28,6 +28,8 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   let biases: UnsafeMutablePointer<Float>?
   /// Keeps external codes (a mapped checkpoint) alive; `nil` when this object allocated them.
   private let codesOwner: AnyObject?
+  /// Size of the huge-page mapping holding interleaved codes (`folio_allocate_weights`), if they live in one.
+  private let mappedBytes: Int?
 
   /// Wraps codes already in MLX's layout (e.g. memory-mapped from an MLX folder) with their scales and biases.
   public init(
@@ -39,6 +41,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     self.rows = rows
     self.columns = columns
     self.codesOwner = codesOwner
+    mappedBytes = nil
     codes = UnsafeMutableRawPointer(mutating: external)
     let groups = rows * (columns / groupSize)
     let (scaleCopy, biasCopy) = (UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1)), UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1)))
@@ -56,6 +59,7 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     rows = source.rows
     columns = source.columns
     codesOwner = nil
+    mappedBytes = nil
     let words = columns * bits / 32
     let groups = columns / groupSize
     let codeWords = UnsafeMutablePointer<UInt32>.allocate(capacity: max(rows * words, 1))
@@ -105,7 +109,13 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     columns = source.columns
     codesOwner = nil
     let bytes = folio_interleaved_bytes(rows, columns, Int32(bits), groupSize)
-    codes = .allocate(byteCount: max(bytes, 1), alignment: 64)
+    if let mapped = folio_allocate_weights(bytes) {
+      codes = mapped
+      mappedBytes = bytes
+    } else {
+      codes = .allocate(byteCount: max(bytes, 1), alignment: 64)
+      mappedBytes = nil
+    }
     scales = nil
     biases = nil
     let out = UncheckedSendable(codes.assumingMemoryBound(to: UInt8.self))
@@ -117,7 +127,11 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   }
 
   deinit {
-    if codesOwner == nil { codes.deallocate() }
+    if let mappedBytes {
+      folio_free_weights(codes, mappedBytes)
+    } else if codesOwner == nil {
+      codes.deallocate()
+    }
     scales?.deallocate()
     biases?.deallocate()
   }

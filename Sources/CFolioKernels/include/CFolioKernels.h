@@ -113,3 +113,8 @@ void folio_silu_multiply(const float *a, const float *b, float *out, size_t n);
 
 /// GELU with the tanh approximation (`gelu_pytorch_tanh`) in place, vectorised.
 void folio_gelu_tanh(float *x, size_t n);
+
+/// A zeroed buffer for repacked weights (an anonymous mapping that asks for transparent huge pages); NULL when the
+/// system is out of memory. Release with folio_free_weights and the same size.
+void *folio_allocate_weights(size_t bytes);
+void folio_free_weights(void *p, size_t bytes);
