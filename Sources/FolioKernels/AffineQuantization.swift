@@ -53,7 +53,12 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
 
   /// Quantizes `rows × columns` weights, one row at a time, as `mlx.core.quantize` does: per group, the scale
   /// spreads [min, max] over the code range and the bias is the minimum; codes are rounded to nearest.
-  init(quantizing source: WeightMatrix, bits: Int, groupSize: Int) {
+  /// `releaseSource` is called with each finished slice of the source rows (first byte, byte count), so a loader can
+  /// hand the pages of a memory-mapped source back while the rest is still being quantized.
+  init(
+    quantizing source: WeightMatrix, bits: Int, groupSize: Int,
+    releaseSource: (@Sendable (UnsafeRawPointer, Int) -> Void)? = nil
+  ) {
     self.bits = bits
     self.groupSize = groupSize
     rows = source.rows
@@ -75,7 +80,11 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     ComputePool().parallelFor(rows, minimumPerThread: 16) { range in
       let row = UnsafeMutablePointer<Float>.allocate(capacity: columns)
       defer { row.deallocate() }
+      let releaseEvery = 256
       for r in range {
+        if let releaseSource, (r - range.lowerBound) % releaseEvery == 0, r > range.lowerBound {
+          releaseSource(source.base + (r - releaseEvery) * source.rowStride, releaseEvery * source.rowStride)
+        }
         source.copyRow(r, into: row)
         for g in 0..<groups {
           let start = g * groupSize
@@ -220,9 +229,13 @@ public enum QuantizedActivations: Sendable, Equatable {
 extension WeightMatrix {
   /// This matrix quantized to `bits` (4, 6 or 8) with `groupSize` columns per scale/bias; `self` when the shape does
   /// not allow it (the matrix then stays in its stored type).
-  public func quantized(bits: Int, groupSize: Int = 64) -> WeightMatrix {
+  /// `releaseSource` receives finished slices of this matrix's storage (see `AffineQuantizedStorage`).
+  public func quantized(
+    bits: Int, groupSize: Int = 64, releaseSource: (@Sendable (UnsafeRawPointer, Int) -> Void)? = nil
+  ) -> WeightMatrix {
     guard quantization == nil, AffineQuantizedStorage.canQuantize(columns: columns, bits: bits, groupSize: groupSize)
     else { return self }
-    return AffineQuantizedStorage(quantizing: self, bits: bits, groupSize: groupSize).matrix(elementType: elementType)
+    return AffineQuantizedStorage(quantizing: self, bits: bits, groupSize: groupSize, releaseSource: releaseSource)
+      .matrix(elementType: elementType)
   }
 }

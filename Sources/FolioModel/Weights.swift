@@ -305,7 +305,11 @@ extension TextWeights {
     // Quantize one matrix at a time and let its stored pages go, so peak memory is the quantized model plus one
     // matrix rather than both models.
     mappingQuantizable { m in
-      var quantized = m.quantized(bits: bits)
+      var release: (@Sendable (UnsafeRawPointer, Int) -> Void)? = nil
+      if let file = m.owner as? MappedFile {
+        release = { start, count in file.discard(start, count: count) }
+      }
+      var quantized = m.quantized(bits: bits, releaseSource: release)
       if let storage = quantized.quantization {
         if let file = m.owner as? MappedFile { file.discard(m.base, count: m.rows * m.rowStride) }
         if interleave { quantized = storage.interleaved().matrix(elementType: m.elementType) }
