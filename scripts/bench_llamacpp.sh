@@ -64,7 +64,7 @@ for model in "${models[@]}"; do
       -r 1 -p 512 -n 128 -o md 2>&1 >/dev/null | tail -n 1
   done
   build/bin/llama-bench -m "$name/model-Q8_0.gguf" -m "$name/model-Q4_0.gguf" -t "$threads" -r 1 \
-    -p 0 -n 128 -d "$depth" -o md | tail -n 2
+    -p 0 -n 128 -d "$depth" -o md | grep qwen35
   echo
   echo "## $name: Folio (folio bench, $threads threads)"
   echo "| engine, bits | prefill 512 tokens/s | decode 128 tokens/s | peak RSS MiB |"

@@ -52,6 +52,7 @@ public enum Benchmark {
     var visionSeconds: Double?
     var imageTokens: Int?
     if let imageSize {
+      _ = try model.vision?.encoder()  // built on first use: load it before timing the encoder
       let image = gradient(width: imageSize.width, height: imageSize.height)
       let visionStart = clock.now
       let prepared = try model.prepareImage(image, source: "synthetic \(imageSize.width)x\(imageSize.height)")

@@ -3,6 +3,7 @@ import FolioCodecs
 import FolioKernels
 import FolioModel
 import Foundation
+import Synchronization
 
 /// An image decoded, resized and patchified for the vision encoder (qwen35.md §4.1).
 public struct PreparedImage: Sendable {
@@ -22,11 +23,30 @@ public struct PreparedImage: Sendable {
 }
 
 /// The vision half of a loaded checkpoint: preprocessing settings and the encoder.
-public struct VisionComponents: Sendable {
-  public let encoder: VisionEncoder
+///
+/// The encoder is built on first use (and, for quantized models, quantized then), so text-only work never holds the
+/// vision tower in memory.
+public final class VisionComponents: Sendable {
   public let preprocessor: VisionPreprocessor
+  private let build: @Sendable () throws -> VisionEncoder
+  private let built = Mutex<VisionEncoder?>(nil)
 
-  /// Loads the vision tower of `checkpoint`, or `nil` when it has none (text-only conversions).
+  init(preprocessor: VisionPreprocessor, build: @escaping @Sendable () throws -> VisionEncoder) {
+    self.preprocessor = preprocessor
+    self.build = build
+  }
+
+  /// The vision encoder, loaded on the first call (later calls return the same one).
+  public func encoder() throws -> VisionEncoder {
+    try built.withLock { cached in
+      if let cached { return cached }
+      let encoder = try build()
+      cached = encoder
+      return encoder
+    }
+  }
+
+  /// The vision tower of `checkpoint`, or `nil` when it has none (text-only conversions).
   static func load(_ checkpoint: Checkpoint) throws -> VisionComponents? {
     guard let config = checkpoint.config.vision else { return nil }
     guard
@@ -37,11 +57,11 @@ public struct VisionComponents: Sendable {
     let settings =
       FileManager.default.fileExists(atPath: url.path)
       ? try VisionPreprocessorConfiguration.load(from: url) : VisionPreprocessorConfiguration.qwen35
-    return VisionComponents(
-      encoder: try VisionEncoder(
+    return VisionComponents(preprocessor: VisionPreprocessor(configuration: settings)) {
+      try VisionEncoder(
         store: checkpoint.store, config: config, quantization: checkpoint.config.quantization,
-        int8Linears: checkpoint.int8Activations),
-      preprocessor: VisionPreprocessor(configuration: settings))
+        int8Linears: checkpoint.int8Activations)
+    }
   }
 }
 
@@ -100,12 +120,12 @@ extension LanguageModel {
 
   /// Runs the vision encoder over `images` (in prompt order) and packages the features for generation.
   public func encodeImages(_ images: [PreparedImage], pool: ComputePool) throws -> ImageFeatures {
-    let vision = try requireVision()
-    let features = try vision.encoder.encode(
+    let encoder = try requireVision().encoder()
+    let features = try encoder.encode(
       pixelValues: images.flatMap(\.pixelValues), grids: images.map(\.grid), pool: pool)
     return ImageFeatures(
       features: features, grids: images.map(\.grid), imageTokenID: checkpoint.config.imageTokenID,
-      mergeSize: vision.encoder.config.spatialMergeSize)
+      mergeSize: encoder.config.spatialMergeSize)
   }
 }
 

@@ -69,29 +69,44 @@ struct GatedAttention {
   /// Queries per block in the blocked path (bounds the scores buffer to block × visible keys).
   static let queryBlock = 256
 
-  /// Decode (a few queries): one dot product per visible key, one axpy per value.
+  /// Decode (a few queries): per token and key/value head, the query heads that share it are scored together, so
+  /// each cached key and value is read once per token rather than once per query head (at long contexts the
+  /// cache, not the arithmetic, is the cost).
   private func attendRowByRow(
     _ queryGate: FloatBuffer, tokens: Int, past: Int, keys: UncheckedPointer, values: UncheckedPointer,
     into attended: FloatBuffer, pool: ComputePool
   ) {
     let (d, hq, hkv) = (config.headDimension, config.attentionHeads, config.keyValueHeads)
+    let group = hq / hkv
     let scale = 1 / Float(d).squareRoot()
-    pool.parallelFor(tokens * hq) { range in
-      let scores = UnsafeMutablePointer<Float>.allocate(capacity: past + tokens)
-      defer { scores.deallocate() }
+    pool.parallelFor(tokens * hkv) { range in
+      let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * (past + tokens))
+      let queries = UnsafeMutablePointer<Float>.allocate(capacity: group * d)
+      defer {
+        scores.deallocate()
+        queries.deallocate()
+      }
       for item in range {
-        let (t, head) = (item / hq, item % hq)
-        let kvHead = head / (hq / hkv)
-        let q = queryGate.pointer + (t * hq + head) * 2 * d
+        let (t, kvHead) = (item / hkv, item % hkv)
         let visible = past + t + 1
-        for s in 0..<visible {
-          scores[s] = Dot.float(q, keys.pointer + (s * hkv + kvHead) * d, count: d) * scale
+        for g in 0..<group {
+          let q = queryGate.pointer + (t * hq + kvHead * group + g) * 2 * d
+          for c in 0..<d { queries[g * d + c] = q[c] * scale }
         }
-        Elementwise.softmax(scores, count: visible)
-        let out = attended.pointer + (t * hq + head) * d
-        out.initialize(repeating: 0, count: d)
         for s in 0..<visible {
-          Elementwise.addScaled(out, values.pointer + (s * hkv + kvHead) * d, scores[s], count: d)
+          let key = keys.pointer + (s * hkv + kvHead) * d
+          for g in 0..<group { scores[g * visible + s] = Dot.float(queries + g * d, key, count: d) }
+        }
+        for g in 0..<group { Elementwise.softmax(scores + g * visible, count: visible) }
+        for g in 0..<group {
+          (attended.pointer + (t * hq + kvHead * group + g) * d).initialize(repeating: 0, count: d)
+        }
+        for s in 0..<visible {
+          let value = values.pointer + (s * hkv + kvHead) * d
+          for g in 0..<group {
+            Elementwise.addScaled(
+              attended.pointer + (t * hq + kvHead * group + g) * d, value, scores[g * visible + s], count: d)
+          }
         }
       }
     }

@@ -57,9 +57,36 @@ public final class TextModel: Sendable {
     return hidden
   }
 
+  /// Longest run of positions one pass holds; longer prompts are prefilled in runs of this many (as llama.cpp's
+  /// micro-batches), so activation buffers stay bounded at long contexts while the state carries over exactly.
+  public static let prefillChunk = 512
+
   /// Runs `count` input embeddings (`[count, hidden]`, consumed) with explicit (t, h, w) positions and returns the
   /// logits of the last position. Multimodal prompts use this with image features in place of pad embeddings.
+  /// `chunk` caps the positions per pass (see `prefillChunk`).
   public func forward(
+    embeddings hidden: FloatBuffer, count: Int, positions: [PositionTriple], state: inout DecoderState,
+    pool: ComputePool, chunk: Int = TextModel.prefillChunk
+  ) -> [Float] {
+    guard count > chunk, chunk > 0 else {
+      return forwardPass(embeddings: hidden, count: count, positions: positions, state: &state, pool: pool)
+    }
+    let h = config.hiddenSize
+    var logits: [Float] = []
+    var start = 0
+    while start < count {
+      let n = min(chunk, count - start)
+      let part = FloatBuffer(count: n * h)
+      part.pointer.update(from: hidden.pointer + start * h, count: n * h)
+      logits = forwardPass(
+        embeddings: part, count: n, positions: Array(positions[start..<(start + n)]), state: &state, pool: pool)
+      start += n
+    }
+    return logits
+  }
+
+  /// One pass over `count` positions.
+  private func forwardPass(
     embeddings hidden: FloatBuffer, count: Int, positions: [PositionTriple], state: inout DecoderState,
     pool: ComputePool
   ) -> [Float] {

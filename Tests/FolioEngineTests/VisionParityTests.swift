@@ -131,7 +131,7 @@ struct VisionParityTests {
       }
       let (positions, delta) = try MultimodalPositions.compute(
         tokens: prompt, imageTokenID: model.checkpoint.config.imageTokenID, grids: images.map(\.grid),
-        mergeSize: model.vision?.encoder.config.spatialMergeSize ?? 2)
+        mergeSize: try model.vision?.encoder().config.spatialMergeSize ?? 2)
       #expect(positions.map { Int64($0.t) } == Array(positionIDs[0..<count]), "\(c.name): t positions")
       #expect(positions.map { Int64($0.h) } == Array(positionIDs[count..<(2 * count)]), "\(c.name): h positions")
       #expect(positions.map { Int64($0.w) } == Array(positionIDs[(2 * count)...]), "\(c.name): w positions")

@@ -68,6 +68,29 @@ struct ReferenceParityTests {
     #expect(parts.tokenCount == whole.tokenCount)
   }
 
+  @Test("long prompts prefilled in runs of positions equal one pass")
+  func prefillInRuns() throws {
+    let model = try Checkpoint(folder: Fixtures.model("tiny-dense")).textModel
+    let pool = ComputePool(threadCount: 2)
+    let testCase = try #require(try ReferenceFile.load("tiny-dense").cases.first { $0.name == "long" })
+    let ids = testCase.promptIDs
+    let positions = ids.indices.map { PositionTriple(uniform: $0) }
+    func run(chunk: Int) throws -> ([Float], DecoderState) {
+      var state = model.makeState()
+      let logits = model.forward(
+        embeddings: try model.embed(ids) { _, _ in false }, count: ids.count, positions: positions, state: &state,
+        pool: pool, chunk: chunk)
+      return (logits, state)
+    }
+    let (whole, wholeState) = try run(chunk: ids.count)
+    for chunk in [50, 64, 100] {
+      let (runs, runsState) = try run(chunk: chunk)
+      let difference = zip(whole, runs).map { abs($0 - $1) }.max() ?? .infinity
+      #expect(difference < 1e-4, "runs of \(chunk): \(difference)")
+      #expect(runsState.tokenCount == wholeState.tokenCount)
+    }
+  }
+
   private func argmax(_ values: [Float]) -> Int {
     var best = 0
     for i in values.indices where values[i] > values[best] { best = i }
