@@ -84,6 +84,8 @@ public final class VisionEncoder: Sendable {
   let mergerNorm: LayerNormWeights
   let mergerFC1: AffineWeights
   let mergerFC2: AffineWeights
+  /// Attention products with int8 dot products too (quantized models; see `attend`).
+  let int8Attention: Bool
 
   /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
   /// `quantization` is an MLX folder's settings (its vision layers may be quantized too). `int8Linears` quantizes
@@ -94,6 +96,7 @@ public final class VisionEncoder: Sendable {
     int8Linears: Bool = false
   ) throws {
     self.config = c
+    int8Attention = int8Linears && c.headDimension % 32 == 0 && QuantizedActivations.fastest == .int8
     let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
     let r = WeightReader(store: store, prefix: prefix, quantization: quantization)
     let h = c.hiddenSize
@@ -308,7 +311,7 @@ public final class VisionEncoder: Sendable {
       let keys = FloatBuffer(count: n * d)
       let valuesT = FloatBuffer(count: d * n)
       let queries = FloatBuffer(count: min(queryBlock, n) * d)
-      let scores = FloatBuffer(count: min(queryBlock, n) * n)
+      let scores = FloatBuffer(count: min(queryBlock, n) * HeadAttention.padded(n))
       let output = FloatBuffer(count: min(queryBlock, n) * d)
       for head in 0..<heads {
         for (j, p) in segment.enumerated() {
@@ -316,10 +319,7 @@ public final class VisionEncoder: Sendable {
           (keys.pointer + j * d).update(from: row + h + head * d, count: d)
           for c in 0..<d { valuesT.pointer[c * n + j] = row[2 * h + head * d + c] }
         }
-        let keyMatrix = WeightMatrix(
-          base: UnsafeRawPointer(keys.pointer), rows: n, columns: d, elementType: .float32, owner: keys)
-        let valueMatrix = WeightMatrix(
-          base: UnsafeRawPointer(valuesT.pointer), rows: d, columns: n, elementType: .float32, owner: valuesT)
+        let products = HeadAttention(keys: keys, valuesT: valuesT, count: n, headDimension: d, int8: int8Attention)
         var start = 0
         while start < n {
           let count = min(queryBlock, n - start)
@@ -327,9 +327,7 @@ public final class VisionEncoder: Sendable {
             let q = qkv.pointer + (segment.lowerBound + start + i) * 3 * h + head * d
             for c in 0..<d { queries.pointer[i * d + c] = q[c] * scale }
           }
-          MatMul.linear(queries.pointer, tokens: count, weight: keyMatrix, into: scores.pointer, pool: pool)
-          for i in 0..<count { Elementwise.softmax(scores.pointer + i * n, count: n) }
-          MatMul.linear(scores.pointer, tokens: count, weight: valueMatrix, into: output.pointer, pool: pool)
+          products.attend(queries.pointer, count: count, scores: scores.pointer, into: output.pointer, pool: pool)
           for i in 0..<count {
             (out.pointer + (segment.lowerBound + start + i) * h + head * d).update(
               from: output.pointer + i * d, count: d)
@@ -338,6 +336,66 @@ public final class VisionEncoder: Sendable {
         }
       }
     }
+  }
+
+}
+
+/// One head's bidirectional attention over `count` keys: S = Q·Kᵀ, softmax per query, O = P·V, with the products
+/// through the linear kernels. With `int8`, K and Vᵀ are held as 8-bit weights repacked for int8 dot products (Vᵀ
+/// zero-padded to whole groups of 64 keys) and the queries and probabilities are rounded to int8 per group: attention
+/// over a page's ~9000 patches is most of the vision tower's work, and int8 runs at about 4× the fp32 rate.
+struct HeadAttention {
+  let keys: WeightMatrix
+  let valuesT: WeightMatrix
+  let count: Int
+
+  /// Key counts rounded up to whole groups of 64 for the int8 value product.
+  static func padded(_ n: Int) -> Int { (n + 63) / 64 * 64 }
+
+  /// K `[count, headDimension]` and Vᵀ `[headDimension, count]` of one head (contiguous, fp32).
+  init(keys: FloatBuffer, valuesT: FloatBuffer, count n: Int, headDimension d: Int, int8: Bool) {
+    count = n
+    let k = WeightMatrix(base: UnsafeRawPointer(keys.pointer), rows: n, columns: d, elementType: .float32, owner: keys)
+    let v = WeightMatrix(
+      base: UnsafeRawPointer(valuesT.pointer), rows: d, columns: n, elementType: .float32, owner: valuesT)
+    guard int8, d % 32 == 0 else {
+      (self.keys, self.valuesT) = (k, v)
+      return
+    }
+    let padded = Self.padded(n)
+    let valuesPadded = FloatBuffer(count: d * padded)
+    for c in 0..<d { (valuesPadded.pointer + c * padded).update(from: valuesT.pointer + c * n, count: n) }
+    let vPadded = WeightMatrix(
+      base: UnsafeRawPointer(valuesPadded.pointer), rows: d, columns: padded, elementType: .float32,
+      owner: valuesPadded)
+    guard let kq = k.quantized(bits: 8, groupSize: d % 64 == 0 ? 64 : 32).quantization,
+      let vq = vPadded.quantized(bits: 8, groupSize: 64).quantization
+    else {
+      (self.keys, self.valuesT) = (k, v)
+      return
+    }
+    self.keys = kq.interleaved().matrix(elementType: .float32)
+    self.valuesT = vq.interleaved().matrix(elementType: .float32)
+  }
+
+  /// Attends `queries` (`[n, d]`, already scaled by 1/√d) into `output` (`[n, d]`); `scores` holds at least
+  /// n × `padded(count)` floats.
+  func attend(
+    _ queries: UnsafePointer<Float>, count n: Int, scores: UnsafeMutablePointer<Float>,
+    into output: UnsafeMutablePointer<Float>, pool: ComputePool
+  ) {
+    MatMul.linear(queries, tokens: n, weight: keys, into: scores, pool: pool)
+    for i in 0..<n { Elementwise.softmax(scores + i * count, count: count) }
+    let width = valuesT.columns
+    if width > count {
+      // Rows of `width` probabilities for the padded value product (the padding keys weigh zero); moved from the
+      // last row down so no row is overwritten before it is read.
+      for i in stride(from: n - 1, through: 0, by: -1) {
+        (scores + i * width).update(from: scores + i * count, count: count)
+        (scores + i * width + count).update(repeating: 0, count: width - count)
+      }
+    }
+    MatMul.linear(scores, tokens: n, weight: valuesT, into: output, pool: pool)
   }
 }
 
