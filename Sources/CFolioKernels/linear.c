@@ -62,10 +62,10 @@ static size_t element_size(int type) { return type == FOLIO_WEIGHT_F32 ? 4 : 2; 
 // Portable path
 // ---------------------------------------------------------------------------------------------------------------
 
-static void linear_portable(const float *x, size_t tokens, const void *w, int type, size_t cols, size_t rb,
-                            size_t re, float *y, size_t ldy) {
+static void linear_portable(const float *x, size_t tokens, const void *w, int type, size_t cols,
+                            size_t row_stride, size_t rb, size_t re, float *y, size_t ldy) {
   for (size_t r = rb; r < re; r++) {
-    const char *row = (const char *)w + r * cols * element_size(type);
+    const char *row = (const char *)w + r * row_stride * element_size(type);
     for (size_t t = 0; t < tokens; t++) {
       const float *xt = x + t * cols;
       float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -156,9 +156,9 @@ FOLIO_BLOCK_AVX512(4, 4)
 FOLIO_BLOCK_AVX512(4, 1)
 
 __attribute__((target("avx512f"))) static void linear_avx512(const float *x, size_t tokens, const void *w,
-                                                              int type, size_t cols, size_t rb, size_t re,
-                                                              float *y, size_t ldy) {
-  size_t stride = cols * element_size(type);
+                                                              int type, size_t cols, size_t row_stride, size_t rb,
+                                                              size_t re, float *y, size_t ldy) {
+  size_t stride = row_stride * element_size(type);
   for (size_t t0 = 0; t0 < tokens; t0 += TOKEN_TILE) {
     size_t tile = tokens - t0 < TOKEN_TILE ? tokens - t0 : TOKEN_TILE;
     for (size_t r = rb; r < re; r += ROW_BLOCK) {
@@ -258,9 +258,9 @@ FOLIO_BLOCK_AVX2(4, 3)
 FOLIO_BLOCK_AVX2(4, 1)
 
 __attribute__((target("avx2,fma,f16c"))) static void linear_avx2(const float *x, size_t tokens, const void *w,
-                                                                  int type, size_t cols, size_t rb, size_t re,
-                                                                  float *y, size_t ldy) {
-  size_t stride = cols * element_size(type);
+                                                                  int type, size_t cols, size_t row_stride,
+                                                                  size_t rb, size_t re, float *y, size_t ldy) {
+  size_t stride = row_stride * element_size(type);
   for (size_t t0 = 0; t0 < tokens; t0 += TOKEN_TILE) {
     size_t tile = tokens - t0 < TOKEN_TILE ? tokens - t0 : TOKEN_TILE;
     for (size_t r = rb; r < re; r += ROW_BLOCK) {
@@ -309,18 +309,81 @@ int folio_supported_path(int path) {
   return path > best ? best : (path < 0 ? 0 : path);
 }
 
-void folio_linear_rows_on(int path, const float *x, size_t tokens, const void *w, int type, size_t cols,
-                          size_t row_begin, size_t row_end, float *y, size_t ldy) {
+void folio_linear_rows_strided_on(int path, const float *x, size_t tokens, const void *w, int type, size_t cols,
+                                  size_t row_stride, size_t row_begin, size_t row_end, float *y, size_t ldy) {
   switch (folio_supported_path(path)) {
 #if FOLIO_X86
-    case FOLIO_PATH_AVX512: linear_avx512(x, tokens, w, type, cols, row_begin, row_end, y, ldy); return;
-    case FOLIO_PATH_AVX2: linear_avx2(x, tokens, w, type, cols, row_begin, row_end, y, ldy); return;
+    case FOLIO_PATH_AVX512: linear_avx512(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
+    case FOLIO_PATH_AVX2: linear_avx2(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
 #endif
-    default: linear_portable(x, tokens, w, type, cols, row_begin, row_end, y, ldy); return;
+    default: linear_portable(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
   }
+}
+
+void folio_linear_rows_on(int path, const float *x, size_t tokens, const void *w, int type, size_t cols,
+                          size_t row_begin, size_t row_end, float *y, size_t ldy) {
+  folio_linear_rows_strided_on(path, x, tokens, w, type, cols, cols, row_begin, row_end, y, ldy);
 }
 
 void folio_linear_rows(const float *x, size_t tokens, const void *w, int type, size_t cols, size_t row_begin,
                        size_t row_end, float *y, size_t ldy) {
   folio_linear_rows_on(folio_kernel_path(), x, tokens, w, type, cols, row_begin, row_end, y, ldy);
+}
+
+// out[g * cols + c] = Σ_s p[g * count + s] · v[s * row_stride + c] for g < groups (≤ 8): the probability-weighted
+// sum of value rows, with the outputs of a 64-column slice held in registers across all rows.
+#if FOLIO_X86
+__attribute__((target("avx512f"))) static void weighted_rows_avx512(const float *p, size_t groups, size_t count,
+                                                                     const float *v, size_t row_stride, size_t cols,
+                                                                     float *out) {
+  size_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    for (size_t g0 = 0; g0 < groups; g0 += 4) {
+      size_t ng = groups - g0 < 4 ? groups - g0 : 4;
+      __m512 acc[4][4];
+      for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();
+      for (size_t s = 0; s < count; s++) {
+        const float *row = v + s * row_stride + c;
+        __m512 v0 = _mm512_loadu_ps(row), v1 = _mm512_loadu_ps(row + 16), v2 = _mm512_loadu_ps(row + 32),
+               v3 = _mm512_loadu_ps(row + 48);
+        for (size_t g = 0; g < ng; g++) {
+          __m512 weight = _mm512_set1_ps(p[(g0 + g) * count + s]);
+          acc[g][0] = _mm512_fmadd_ps(weight, v0, acc[g][0]);
+          acc[g][1] = _mm512_fmadd_ps(weight, v1, acc[g][1]);
+          acc[g][2] = _mm512_fmadd_ps(weight, v2, acc[g][2]);
+          acc[g][3] = _mm512_fmadd_ps(weight, v3, acc[g][3]);
+        }
+      }
+      for (size_t g = 0; g < ng; g++)
+        for (int b = 0; b < 4; b++) _mm512_storeu_ps(out + (g0 + g) * cols + c + 16 * b, acc[g][b]);
+    }
+  }
+  for (; c < cols; c++) {
+    for (size_t g = 0; g < groups; g++) {
+      float sum = 0;
+      for (size_t s = 0; s < count; s++) sum += p[g * count + s] * v[s * row_stride + c];
+      out[g * cols + c] = sum;
+    }
+  }
+}
+#endif
+
+void folio_weighted_rows(const float *p, size_t groups, size_t count, const float *v, size_t row_stride, size_t cols,
+                         float *out) {
+#if FOLIO_X86
+  if (folio_kernel_path() == FOLIO_PATH_AVX512) {
+    weighted_rows_avx512(p, groups, count, v, row_stride, cols, out);
+    return;
+  }
+#endif
+  for (size_t g = 0; g < groups; g++) {
+    float *o = out + g * cols;
+    for (size_t c = 0; c < cols; c++) o[c] = 0;
+    for (size_t s = 0; s < count; s++) {
+      float weight = p[g * count + s];
+      const float *row = v + s * row_stride;
+      for (size_t c = 0; c < cols; c++) o[c] += weight * row[c];
+    }
+  }
 }

@@ -106,6 +106,25 @@ public enum MatMul {
     }
   }
 
+  /// `y[t, r] = Σ_i x[t, i] · w[r, i]` for `r < rows`, fp32 rows `rowStride` floats apart (one head's keys inside a
+  /// KV cache), on the calling thread; `y` is `[tokens, rows]`.
+  public static func stridedRows(
+    _ x: UnsafePointer<Float>, tokens: Int, rows w: UnsafePointer<Float>, count rows: Int, columns: Int,
+    rowStride: Int, into y: UnsafeMutablePointer<Float>
+  ) {
+    folio_linear_rows_strided_on(
+      Int32(kernelPath.rawValue), x, tokens, w, Int32(FOLIO_WEIGHT_F32.rawValue), columns, rowStride, 0, rows, y, rows)
+  }
+
+  /// `out[g, c] = Σ_s p[g, s] · v[s, c]` for `g < groups` over `count` fp32 rows of `v` `rowStride` floats apart
+  /// (attention's weighted sum of one head's values), on the calling thread.
+  public static func weightedRows(
+    _ p: UnsafePointer<Float>, groups: Int, count: Int, rows v: UnsafePointer<Float>, rowStride: Int, columns: Int,
+    into out: UnsafeMutablePointer<Float>
+  ) {
+    folio_weighted_rows(p, groups, count, v, rowStride, columns, out)
+  }
+
   /// The SIMD path the kernels take on this CPU.
   public static var kernelPath: KernelPath { KernelPath(rawValue: Int(folio_kernel_path())) ?? .portable }
 

@@ -93,21 +93,13 @@ struct GatedAttention {
           let q = queryGate.pointer + (t * hq + kvHead * group + g) * 2 * d
           for c in 0..<d { queries[g * d + c] = q[c] * scale }
         }
-        for s in 0..<visible {
-          let key = keys.pointer + (s * hkv + kvHead) * d
-          for g in 0..<group { scores[g * visible + s] = Dot.float(queries + g * d, key, count: d) }
-        }
+        MatMul.stridedRows(
+          queries, tokens: group, rows: keys.pointer + kvHead * d, count: visible, columns: d, rowStride: hkv * d,
+          into: scores)
         for g in 0..<group { Elementwise.softmax(scores + g * visible, count: visible) }
-        for g in 0..<group {
-          (attended.pointer + (t * hq + kvHead * group + g) * d).initialize(repeating: 0, count: d)
-        }
-        for s in 0..<visible {
-          let value = values.pointer + (s * hkv + kvHead) * d
-          for g in 0..<group {
-            Elementwise.addScaled(
-              attended.pointer + (t * hq + kvHead * group + g) * d, value, scores[g * visible + s], count: d)
-          }
-        }
+        MatMul.weightedRows(
+          scores, groups: group, count: visible, rows: values.pointer + kvHead * d, rowStride: hkv * d, columns: d,
+          into: attended.pointer + (t * hq + kvHead * group) * d)
       }
     }
   }

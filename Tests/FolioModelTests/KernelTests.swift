@@ -267,3 +267,31 @@ struct ComputePoolTests {
     }
   }
 }
+
+/// The decode attention kernels: scores against strided key rows and the probability-weighted sum of strided value
+/// rows, against plain loops in double precision (odd sizes: column tails, more groups than one register block).
+@Suite("Attention kernels")
+struct AttentionKernelTests {
+  @Test func stridedScoresAndWeightedRows() {
+    var generator = SystemRandomNumberGenerator()
+    for (groups, count, columns, stride) in [(4, 37, 64, 128), (5, 9, 40, 80), (1, 300, 256, 512), (8, 3, 130, 130)] {
+      let q = (0..<(groups * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let rows = (0..<(count * stride)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let p = (0..<(groups * count)).map { _ in Float.random(in: 0...1, using: &generator) }
+      var scores = [Float](repeating: .nan, count: groups * count)
+      var sums = [Float](repeating: .nan, count: groups * columns)
+      MatMul.stridedRows(q, tokens: groups, rows: rows, count: count, columns: columns, rowStride: stride, into: &scores)
+      MatMul.weightedRows(p, groups: groups, count: count, rows: rows, rowStride: stride, columns: columns, into: &sums)
+      for g in 0..<groups {
+        for s in 0..<count {
+          let expected = (0..<columns).reduce(0.0) { $0 + Double(q[g * columns + $1]) * Double(rows[s * stride + $1]) }
+          #expect(abs(Double(scores[g * count + s]) - expected) < 1e-4)
+        }
+        for c in 0..<columns {
+          let expected = (0..<count).reduce(0.0) { $0 + Double(p[g * count + $1]) * Double(rows[$1 * stride + c]) }
+          #expect(abs(Double(sums[g * columns + c]) - expected) < 1e-4)
+        }
+      }
+    }
+  }
+}

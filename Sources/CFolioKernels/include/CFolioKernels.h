@@ -118,3 +118,12 @@ void folio_gelu_tanh(float *x, size_t n);
 /// system is out of memory. Release with folio_free_weights and the same size.
 void *folio_allocate_weights(size_t bytes);
 void folio_free_weights(void *p, size_t bytes);
+
+/// As folio_linear_rows_on with rows `row_stride` elements apart (e.g. one head's rows inside a KV cache).
+void folio_linear_rows_strided_on(int path, const float *x, size_t tokens, const void *w, int type, size_t cols,
+                                  size_t row_stride, size_t row_begin, size_t row_end, float *y, size_t ldy);
+
+/// out[g·cols + c] = Σ_s p[g·count + s] · v[s·row_stride + c] for every g < groups: attention's probability-weighted
+/// sum of value rows (fp32).
+void folio_weighted_rows(const float *p, size_t groups, size_t count, const float *v, size_t row_stride, size_t cols,
+                         float *out);
