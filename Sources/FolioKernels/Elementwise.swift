@@ -77,6 +77,49 @@ public enum Elementwise {
   }
 
   /// `y += a · x` over `count` floats.
+  /// `a[i] += x[i]·p` and `b[i] += x[i]·q` over `count` floats, reading `x` once.
+  @inlinable public static func addScaled2(
+    _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ p: Float,
+    _ q: Float, count: Int
+  ) {
+    var i = 0
+    let (ra, rb, rx) = (UnsafeMutableRawPointer(a), UnsafeMutableRawPointer(b), UnsafeRawPointer(x))
+    while i + 16 <= count {
+      let v = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+      ra.storeBytes(
+        of: ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + v * p, toByteOffset: i * 4,
+        as: SIMD16<Float>.self)
+      rb.storeBytes(
+        of: rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + v * q, toByteOffset: i * 4,
+        as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      a[i] += x[i] * p
+      b[i] += x[i] * q
+      i += 1
+    }
+  }
+
+  /// `x[i] = x[i]·factor + y[i]·a` over `count` floats.
+  @inlinable public static func scaleAdd(
+    _ x: UnsafeMutablePointer<Float>, by factor: Float, _ y: UnsafePointer<Float>, _ a: Float, count: Int
+  ) {
+    var i = 0
+    let (rx, ry) = (UnsafeMutableRawPointer(x), UnsafeRawPointer(y))
+    while i + 16 <= count {
+      let v =
+        rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * factor
+        + ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * a
+      rx.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      x[i] = x[i] * factor + y[i] * a
+      i += 1
+    }
+  }
+
   /// `x[i] *= factor` over `count` floats.
   @inlinable public static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
     var i = 0

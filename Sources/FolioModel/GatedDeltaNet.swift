@@ -157,26 +157,28 @@ struct DeltaRuleHead {
   func recurrent(state s: UnsafeMutablePointer<Float>) {
     let delta = UnsafeMutablePointer<Float>.allocate(capacity: dv)
     defer { delta.deallocate() }
-    // Two passes over S per token (it does not fit in L1): decay rows while accumulating Sᵀk, then add k⊗δ while
-    // accumulating Sᵀq.
+    // Two passes over S per token (18 layers of states do not stay in cache): one read-only pass for a = Sᵀk and
+    // b = Sᵀq of the old state, then with δ = β(v − e^g·a) the output is o = e^g·b + (k·q)·δ and one read-write
+    // pass applies S ← e^g·S + k⊗δ.
+    let projected = UnsafeMutablePointer<Float>.allocate(capacity: dv)
+    defer { projected.deallocate() }
     for t in 0..<tokens {
       let decay = exp(g[t * stride])
       let kt = k(t), vt = v(t), qt = q(t)
       delta.update(repeating: 0, count: dv)
+      projected.update(repeating: 0, count: dv)
+      var kq: Float = 0
       for i in 0..<dk {
-        let row = s + i * dv
-        Elementwise.scale(row, by: decay, count: dv)
-        Elementwise.addScaled(delta, row, kt[i], count: dv)
+        Elementwise.addScaled2(delta, projected, s + i * dv, kt[i], qt[i], count: dv)
+        kq += kt[i] * qt[i]
       }
       let b = beta[t * stride]
-      for j in 0..<dv { delta[j] = (vt[j] - delta[j]) * b }
       let o = output + t * outputStride
-      o.update(repeating: 0, count: dv)
-      for i in 0..<dk {
-        let row = s + i * dv
-        Elementwise.addScaled(row, delta, kt[i], count: dv)
-        Elementwise.addScaled(o, row, qt[i], count: dv)
+      for j in 0..<dv {
+        delta[j] = (vt[j] - decay * delta[j]) * b
+        o[j] = decay * projected[j] + kq * delta[j]
       }
+      for i in 0..<dk { Elementwise.scaleAdd(s + i * dv, by: decay, delta, kt[i], count: dv) }
     }
   }
 
