@@ -58,8 +58,10 @@ struct ConfigurationAndReaderTests {
     let home = try TestHome()
     for i in 0..<150 { try write(home.inbox + "/f\(i).txt", "file \(i)") }
     let configuration = try home.configuration()
+    // 80 ms per job keeps the daemon writing for 12 s or more, so even on a loaded machine (sqlite3 processes slow to
+    // start) the reader sees counts between 0 and 150.
     let daemon = try await Daemon.start(
-      configuration: configuration, options: .init(once: true), runner: EchoRunner(delay: .milliseconds(40)),
+      configuration: configuration, options: .init(once: true), runner: EchoRunner(delay: .milliseconds(80)),
       logger: LogCapture().logger)
     let running = Task { try await daemon.run() }
     // sqlite3 runs on a thread of its own (blocking waits stay off the test's cooperative threads).
