@@ -24,7 +24,8 @@ enum { BLOCK_ROWS = 16, STEP_BYTES = 64, TOKEN_TILE = 8, TOKEN_CHUNK = 64 };
 static size_t row_blocks(size_t rows) { return (rows + BLOCK_ROWS - 1) / BLOCK_ROWS; }
 
 // 4-bit codes keep nibbles; 6- and 8-bit codes take a byte each (6-bit values 0..63 run on the 8-bit kernel).
-static int layout_bits(int bits) { return bits == 4 ? 4 : 8; }
+int folio_interleaved_layout_bits(int bits) { return bits == 4 ? 4 : 8; }
+#define layout_bits folio_interleaved_layout_bits
 
 // Bytes of one group of one block: its code steps, then 16 bf16 scales and 16 bf16 biases.
 static size_t group_stride(int bits, size_t group_size) {
@@ -311,7 +312,8 @@ VNNI_TARGET __attribute__((always_inline)) static inline void block_vnni(const f
     // The group's bf16 scales and biases follow its codes.
     __m512i scales_biases = _mm512_loadu_si512((const void *)c);
     c += 2 * BLOCK_ROWS * sizeof(uint16_t);
-    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(scales_biases)), 16));
+    __m512 scale =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(scales_biases)), 16));
     __m512 bias =
         _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(scales_biases, 1)), 16));
     for (int t = 0; t < NT; t++) {

@@ -44,7 +44,8 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     mappedBytes = nil
     codes = UnsafeMutableRawPointer(mutating: external)
     let groups = rows * (columns / groupSize)
-    let (scaleCopy, biasCopy) = (UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1)), UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1)))
+    let scaleCopy = UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1))
+    let biasCopy = UnsafeMutablePointer<Float>.allocate(capacity: max(groups, 1))
     scales.withUnsafeBufferPointer { if let b = $0.baseAddress { scaleCopy.update(from: b, count: groups) } }
     biases.withUnsafeBufferPointer { if let b = $0.baseAddress { biasCopy.update(from: b, count: groups) } }
     self.scales = scaleCopy
@@ -70,11 +71,14 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     let codeWords = UnsafeMutablePointer<UInt32>.allocate(capacity: max(rows * words, 1))
     codeWords.initialize(repeating: 0, count: rows * words)
     codes = UnsafeMutableRawPointer(codeWords)
-    let (scaleValues, biasValues) = (UnsafeMutablePointer<Float>.allocate(capacity: max(rows * groups, 1)), UnsafeMutablePointer<Float>.allocate(capacity: max(rows * groups, 1)))
+    let scaleValues = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * groups, 1))
+    let biasValues = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * groups, 1))
     scales = scaleValues
     biases = biasValues
     let levels = Float((1 << bits) - 1)
-    let (codes, scales, biases) = (UncheckedSendable(codeWords), UncheckedSendable(scaleValues), UncheckedSendable(biasValues))
+    let (codes, scales, biases) = (
+      UncheckedSendable(codeWords), UncheckedSendable(scaleValues), UncheckedSendable(biasValues)
+    )
     let columns = columns
     // Rows are independent (each starts on a word boundary): quantize them on every core.
     ComputePool().parallelFor(rows, minimumPerThread: 16) { range in
@@ -103,7 +107,9 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
             // An LSB-first bit stream: a 6-bit code may straddle two words.
             let shifted = q << UInt64(bit % 32)
             codes.value[r * words + bit / 32] |= UInt32(truncatingIfNeeded: shifted)
-            if bit % 32 + bits > 32 { codes.value[r * words + bit / 32 + 1] |= UInt32(truncatingIfNeeded: shifted >> 32) }
+            if bit % 32 + bits > 32 {
+              codes.value[r * words + bit / 32 + 1] |= UInt32(truncatingIfNeeded: shifted >> 32)
+            }
           }
         }
       }
@@ -162,8 +168,8 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
   /// The C kernels' view of interleaved storage.
   var interleavedDescriptor: folio_interleaved_weights {
     folio_interleaved_weights(
-      codes: codes.assumingMemoryBound(to: UInt8.self), bits: bits == 4 ? 4 : 8, group_size: groupSize, rows: rows,
-      cols: columns)
+      codes: codes.assumingMemoryBound(to: UInt8.self), bits: folio_interleaved_layout_bits(Int32(bits)),
+      group_size: groupSize, rows: rows, cols: columns)
   }
 
   /// Row `r` dequantized into `destination` (`columns` floats).
@@ -181,8 +187,9 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
     (bits == 4 || bits == 6 || bits == 8) && groupSize % 32 == 0 && columns % groupSize == 0
   }
 
-  /// Codes, scales and biases in MLX's layout (copied back out of the interleaved layout if need be).
-  private func mlxArrays() -> (codes: Data, scales: [Float], biases: [Float]) {
+  /// Codes (`[rows, columns·bits/32]` little-endian `UInt32` words, as bytes), scales and biases (`[rows,
+  /// columns/groupSize]`) in MLX's layout, copied back out of the interleaved layout if need be.
+  public func mlxLayout() -> (codes: Data, scales: [Float], biases: [Float]) {
     let groups = rows * (columns / groupSize)
     if let scales, let biases {
       return (
@@ -190,22 +197,14 @@ public final class AffineQuantizedStorage: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: scales, count: groups)),
         Array(UnsafeBufferPointer(start: biases, count: groups))
       )
-    } else {
-      var words = [UInt32](repeating: 0, count: rows * columns * bits / 32)
-      var s = [Float](repeating: 0, count: groups)
-      var b = [Float](repeating: 0, count: groups)
-      var d = interleavedDescriptor
-      folio_deinterleave_affine(&d, Int32(bits), 0, rows, &words, &s, &b)
-      return (words.withUnsafeBytes { Data($0) }, s, b)
     }
+    var words = [UInt32](repeating: 0, count: rows * columns * bits / 32)
+    var s = [Float](repeating: 0, count: groups)
+    var b = [Float](repeating: 0, count: groups)
+    var d = interleavedDescriptor
+    folio_deinterleave_affine(&d, Int32(bits), 0, rows, &words, &s, &b)
+    return (words.withUnsafeBytes { Data($0) }, s, b)
   }
-
-  /// The packed codes in MLX's layout, `[rows, columns·bits/32]` little-endian `UInt32` words, as bytes.
-  public var codeBytes: Data { mlxArrays().codes }
-  /// Per-group scales, `[rows, columns/groupSize]`.
-  public var scaleValues: [Float] { mlxArrays().scales }
-  /// Per-group biases, `[rows, columns/groupSize]`.
-  public var biasValues: [Float] { mlxArrays().biases }
 
   /// A weight matrix over this storage (`elementType` names the type the scales were stored in).
   public func matrix(elementType: WeightElementType) -> WeightMatrix {

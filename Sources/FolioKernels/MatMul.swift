@@ -35,13 +35,16 @@ public enum MatMul {
     }
   }
 
-  /// `y[t · stride + r] = Σ_i x[t, i] · w[r, i]` for dense fp32 `x` `[tokens, columns]` and `w` `[rows, columns]`,
-  /// on the calling thread: for small products inside work that is already split across the pool.
+  /// `y[t · stride + r] = Σ_i x[t, i] · w[r, i]` for dense fp32 `x` `[tokens, columns]` and fp32 rows of `w`
+  /// `rowStride` floats apart (default `columns`; larger for one head's keys inside a KV cache), on the calling
+  /// thread: for small products inside work that is already split across the pool.
   public static func product(
     _ x: UnsafePointer<Float>, tokens: Int, weights w: UnsafePointer<Float>, rows: Int, columns: Int,
-    into y: UnsafeMutablePointer<Float>, stride: Int
+    rowStride: Int? = nil, into y: UnsafeMutablePointer<Float>, stride: Int
   ) {
-    folio_linear_rows(x, tokens, w, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, rows, y, stride)
+    folio_linear_rows_strided_on(
+      Int32(kernelPath.rawValue), x, tokens, w, Int32(FOLIO_WEIGHT_F32.rawValue), columns, rowStride ?? columns, 0,
+      rows, y, stride)
   }
 
   /// Quantized weights: decode multiplies with codes dequantized in registers; with several tokens each block of
@@ -88,7 +91,8 @@ public enum MatMul {
       scales.deallocate()
       sums.deallocate()
     }
-    let (xs, qs, ss, sm) = (UncheckedSendable(x), UncheckedSendable(q), UncheckedSendable(scales), UncheckedSendable(sums))
+    let (xs, qs) = (UncheckedSendable(x), UncheckedSendable(q))
+    let (ss, sm) = (UncheckedSendable(scales), UncheckedSendable(sums))
     let groupsPerToken = columns / groupSize
     pool.parallelFor(tokens, minimumPerThread: 16) { range in
       let (t, n) = (range.lowerBound, range.count)
@@ -104,16 +108,6 @@ public enum MatMul {
       var x = activations.value
       folio_linear_int8_on(path, &x, tokens, &weights, range.lowerBound, range.upperBound, ys.value, rows)
     }
-  }
-
-  /// `y[t, r] = Σ_i x[t, i] · w[r, i]` for `r < rows`, fp32 rows `rowStride` floats apart (one head's keys inside a
-  /// KV cache), on the calling thread; `y` is `[tokens, rows]`.
-  public static func stridedRows(
-    _ x: UnsafePointer<Float>, tokens: Int, rows w: UnsafePointer<Float>, count rows: Int, columns: Int,
-    rowStride: Int, into y: UnsafeMutablePointer<Float>
-  ) {
-    folio_linear_rows_strided_on(
-      Int32(kernelPath.rawValue), x, tokens, w, Int32(FOLIO_WEIGHT_F32.rawValue), columns, rowStride, 0, rows, y, rows)
   }
 
   /// `out[g, c] = Σ_s p[g, s] · v[s, c]` for `g < groups` over `count` fp32 rows of `v` `rowStride` floats apart

@@ -93,9 +93,9 @@ struct GatedAttention {
           let q = queryGate.pointer + (t * hq + kvHead * group + g) * 2 * d
           for c in 0..<d { queries[g * d + c] = q[c] * scale }
         }
-        MatMul.stridedRows(
-          queries, tokens: group, rows: keys.pointer + kvHead * d, count: visible, columns: d, rowStride: hkv * d,
-          into: scores)
+        MatMul.product(
+          queries, tokens: group, weights: keys.pointer + kvHead * d, rows: visible, columns: d, rowStride: hkv * d,
+          into: scores, stride: visible)
         for g in 0..<group { Elementwise.softmax(scores + g * visible, count: visible) }
         MatMul.weightedRows(
           scores, groups: group, count: visible, rows: values.pointer + kvHead * d, rowStride: hkv * d, columns: d,

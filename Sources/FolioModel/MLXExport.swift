@@ -79,10 +79,11 @@ public enum MLXExport {
         throw FolioError(.invalidArgument, "\(tensor.name) cannot be quantized to \(bits) bits in groups of \(groupSize).")
       }
       let module = String(name.dropLast(".weight".count))
-      try writer.add(.init(name: name, dtype: .u32, shape: [rows, columns * bits / 32], bytes: storage.codeBytes))
+      let (codes, scales, biases) = storage.mlxLayout()
+      try writer.add(.init(name: name, dtype: .u32, shape: [rows, columns * bits / 32], bytes: codes))
       let groupsShape = [rows, columns / groupSize]
-      try writer.add(.init(name: module + ".scales", dtype: tensor.dtype, shape: groupsShape, bytes: encode(storage.scaleValues, tensor.dtype)))
-      try writer.add(.init(name: module + ".biases", dtype: tensor.dtype, shape: groupsShape, bytes: encode(storage.biasValues, tensor.dtype)))
+      try writer.add(.init(name: module + ".scales", dtype: tensor.dtype, shape: groupsShape, bytes: encode(scales, tensor.dtype)))
+      try writer.add(.init(name: module + ".biases", dtype: tensor.dtype, shape: groupsShape, bytes: encode(biases, tensor.dtype)))
     } else if isZeroCentredNorm(name) {
       try writer.add(.init(name: name, dtype: tensor.dtype, shape: tensor.shape, bytes: encode(try tensor.floats().map { 1 + $0 }, tensor.dtype)))
     } else if name.hasSuffix("conv1d.weight"), tensor.shape.count == 3, tensor.shape[1] == 1 {

@@ -84,7 +84,8 @@ public final class VisionEncoder: Sendable {
   let mergerNorm: LayerNormWeights
   let mergerFC1: AffineWeights
   let mergerFC2: AffineWeights
-  /// Attention products with int8 dot products too (quantized models; see `attend`).
+  /// Attention products with int8 dot products too, as the linear layers (`HeadAttention`; head sizes that are not a
+  /// multiple of 32 stay fp32 there).
   let int8Attention: Bool
 
   /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
@@ -96,21 +97,13 @@ public final class VisionEncoder: Sendable {
     int8Linears: Bool = false
   ) throws {
     self.config = c
-    int8Attention = int8Linears && c.headDimension % 32 == 0 && QuantizedActivations.fastest == .int8
+    int8Attention = int8Linears
     let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
     let r = WeightReader(store: store, prefix: prefix, quantization: quantization)
     let h = c.hiddenSize
     func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
       var weight = try r.matrix(name + ".weight", rows, columns)
-      if int8Linears {
-        let source = weight
-        if weight.quantization == nil { weight = weight.quantized(bits: 8) }
-        if let storage = weight.quantization { weight = storage.interleaved().matrix(elementType: weight.elementType) }
-        // The stored bf16 pages are no longer read: give them back.
-        if source.quantization == nil, weight.quantization != nil, let file = source.owner as? MappedFile {
-          file.discard(source.base, count: source.rows * source.rowStride)
-        }
-      }
+      if int8Linears { weight = weight.quantizedAtLoad(bits: 8, interleave: true) }
       return AffineWeights(weight: weight, bias: try r.vector(name + ".bias", rows))
     }
     func layerNorm(_ name: String) throws -> LayerNormWeights {

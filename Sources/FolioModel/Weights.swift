@@ -296,6 +296,25 @@ extension TextWeights {
   }
 }
 
+extension WeightMatrix {
+  /// Quantized to `bits` at load (if it is not already), the memory-mapped source's pages handed back slice by
+  /// slice as they are read, and with `interleave` repacked for int8 dot products right after.
+  func quantizedAtLoad(bits: Int, interleave: Bool) -> WeightMatrix {
+    var result = self
+    if quantization == nil {
+      let file = owner as? MappedFile
+      var release: (@Sendable (UnsafeRawPointer, Int) -> Void)? = nil
+      if let file { release = { start, count in file.discard(start, count: count) } }
+      result = quantized(bits: bits, releaseSource: release)
+      if result.quantization != nil, let file { file.discard(base, count: rows * rowStride) }
+    }
+    if interleave, let storage = result.quantization {
+      result = storage.interleaved().matrix(elementType: elementType)
+    }
+    return result
+  }
+}
+
 extension TextWeights {
   /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns), as mlx-lm
   /// quantizes them; norms, convolution taps, decay parameters and MoE router gates stay as stored. A tied LM head
@@ -304,18 +323,7 @@ extension TextWeights {
   func quantized(bits: Int, interleave: Bool = false) -> TextWeights {
     // Quantize one matrix at a time and let its stored pages go, so peak memory is the quantized model plus one
     // matrix rather than both models.
-    mappingQuantizable { m in
-      var release: (@Sendable (UnsafeRawPointer, Int) -> Void)? = nil
-      if let file = m.owner as? MappedFile {
-        release = { start, count in file.discard(start, count: count) }
-      }
-      var quantized = m.quantized(bits: bits, releaseSource: release)
-      if let storage = quantized.quantization {
-        if let file = m.owner as? MappedFile { file.discard(m.base, count: m.rows * m.rowStride) }
-        if interleave { quantized = storage.interleaved().matrix(elementType: m.elementType) }
-      }
-      return quantized
-    }
+    mappingQuantizable { $0.quantizedAtLoad(bits: bits, interleave: interleave) }
   }
 
   /// A copy with `transform` applied to every linear layer and the embedding (the matrices that can be quantized),

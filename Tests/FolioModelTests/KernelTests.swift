@@ -136,13 +136,13 @@ struct Int8ActivationTests {
       let interleaved = mlx.interleaved()
       #expect(interleaved.layout == .interleaved)
       #expect(interleaved.interleaved() === interleaved)
-      #expect(interleaved.codeBytes == mlx.codeBytes)
+      let original = mlx.mlxLayout()
+      let (codes, scales, biases) = interleaved.mlxLayout()
+      #expect(codes == original.codes)
       // Scales and biases are kept in bf16 (as MLX stores them for bf16 models).
       let bf16 = { (v: Float) in Convert.float(fromBFloat16: Convert.bfloat16(from: v)) }
-      #expect(interleaved.scaleValues == mlx.scaleValues.map(bf16))
-      #expect(interleaved.biasValues == mlx.biasValues.map(bf16))
-      let codes = mlx.codeBytes
-      let (scales, biases) = (interleaved.scaleValues, interleaved.biasValues)
+      #expect(scales == original.scales.map(bf16))
+      #expect(biases == original.biases.map(bf16))
       var expected = [Float]()
       for r in 0..<rows {
         for k in 0..<columns {
@@ -165,7 +165,7 @@ struct Int8ActivationTests {
       let matrix = try Self.quantizedMatrix(rows: rows, columns: columns, bits: bits, groupSize: groupSize)
       let storage = try #require(matrix.quantization).interleaved()
       let interleaved = storage.matrix(elementType: .float32)
-      let (w, biases) = (interleaved.toFloatArray(), storage.biasValues)
+      let (w, biases) = (interleaved.toFloatArray(), storage.mlxLayout().biases)
       var input = (0..<(tokens * columns)).map { _ in Float.random(in: -3...3, using: &generator) }
       for i in 0..<groupSize { input[i] = 0 }  // an all-zero group (scale 0)
       input[columns - 1] = 40  // an outlier
@@ -280,7 +280,8 @@ struct AttentionKernelTests {
       let p = (0..<(groups * count)).map { _ in Float.random(in: 0...1, using: &generator) }
       var scores = [Float](repeating: .nan, count: groups * count)
       var sums = [Float](repeating: .nan, count: groups * columns)
-      MatMul.stridedRows(q, tokens: groups, rows: rows, count: count, columns: columns, rowStride: stride, into: &scores)
+      MatMul.product(
+        q, tokens: groups, weights: rows, rows: count, columns: columns, rowStride: stride, into: &scores, stride: count)
       MatMul.weightedRows(p, groups: groups, count: count, rows: rows, rowStride: stride, columns: columns, into: &sums)
       for g in 0..<groups {
         for s in 0..<count {

@@ -59,6 +59,10 @@ typedef struct {
   size_t cols;
 } folio_interleaved_weights;
 
+/// The interleaved layout's code width for `bits`-bit codes: 4 stays nibbles, 6 and 8 take a byte each (the `bits`
+/// of a folio_interleaved_weights).
+int folio_interleaved_layout_bits(int bits);
+
 /// Bytes of a [rows, cols] matrix in the interleaved layout (rows rounded up to blocks of 16).
 size_t folio_interleaved_bytes(size_t rows, size_t cols, int bits, size_t group_size);
 
