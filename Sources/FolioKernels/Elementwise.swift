@@ -28,17 +28,9 @@ public enum Elementwise {
   /// Logistic sigmoid.
   @inlinable public static func sigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
 
-  /// SiLU (swish): `x · sigmoid(x)`.
-  @inlinable public static func silu(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
-
   /// `torch.nn.functional.softplus` with beta 1 and threshold 20.
   @inlinable public static func softplus(_ x: Float) -> Float {
     x > 20 ? x : Foundation.log1p(Foundation.exp(x))
-  }
-
-  /// GELU with the tanh approximation (`gelu_pytorch_tanh`).
-  @inlinable public static func geluTanh(_ x: Float) -> Float {
-    0.5 * x * (1 + Foundation.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
   }
 
   /// GELU with the exact erf (`nn.GELU()`).
@@ -116,21 +108,6 @@ public enum Elementwise {
     }
     while i < count {
       x[i] = x[i] * factor + y[i] * a
-      i += 1
-    }
-  }
-
-  /// `x[i] *= factor` over `count` floats.
-  @inlinable public static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
-    var i = 0
-    let raw = UnsafeMutableRawPointer(x)
-    while i + 16 <= count {
-      let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * factor
-      raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
-      i += 16
-    }
-    while i < count {
-      x[i] *= factor
       i += 1
     }
   }
