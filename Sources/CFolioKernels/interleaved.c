@@ -10,6 +10,7 @@
 // Activations are quantized per group to int8 (symmetric, round to nearest) with their exact fp32 sum kept for
 // the bias term, as llama.cpp does for its Q8 activations.
 #include "CFolioKernels.h"
+#include "bf16.h"
 
 #include <math.h>
 #include <string.h>
@@ -36,25 +37,11 @@ size_t folio_interleaved_bytes(size_t rows, size_t cols, int bits, size_t group_
   return row_blocks(rows) * (cols / group_size) * group_stride(layout_bits(bits), group_size);
 }
 
-static inline uint16_t bf16_from(float f) {
-  uint32_t bits;
-  memcpy(&bits, &f, 4);
-  if ((bits & 0x7FFFFFFF) > 0x7F800000) return 0x7FC0;  // NaN
-  return (uint16_t)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
-}
-
-static inline float bf16_value(uint16_t h) {
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
 // The scale (which 0) or bias (which 1) of row i of a block's group, whose codes start at `group`.
 static inline float group_value(const uint8_t *group, int bits, size_t group_size, size_t i, int which) {
   uint16_t h;
   memcpy(&h, group + group_size * (size_t)bits / 8 * BLOCK_ROWS + (which * BLOCK_ROWS + i) * 2, 2);
-  return bf16_value(h);
+  return bf16_to_f32(h);
 }
 
 // Columns covered by one 64-byte step.
@@ -82,7 +69,7 @@ void folio_interleave_affine(const folio_affine_weights *src, size_t rows, size_
       size_t r = b * BLOCK_ROWS + i;
       if (r >= rows) continue;
       for (size_t g = 0; g < groups; g++) {
-        uint16_t scale = bf16_from(src->scales[r * groups + g]), bias = bf16_from(src->biases[r * groups + g]);
+        uint16_t scale = f32_to_bf16(src->scales[r * groups + g]), bias = f32_to_bf16(src->biases[r * groups + g]);
         memcpy(block + g * stride + codes_per_group + i * 2, &scale, 2);
         memcpy(block + g * stride + codes_per_group + (BLOCK_ROWS + i) * 2, &bias, 2);
       }

@@ -4,6 +4,7 @@
 // thread's range stream past once per tile; the micro-kernel computes 4 rows x 4 tokens so that every weight
 // load feeds four FMAs (prefill) and decode (one token) streams 4 rows at a time.
 #include "CFolioKernels.h"
+#include "bf16.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -14,13 +15,6 @@
 #endif
 
 enum { TOKEN_TILE = 48, ROW_BLOCK = 4, TOKEN_BLOCK = 4, TOKEN_BLOCK_AVX2 = 3 };
-
-static inline float bf16_to_f32(uint16_t h) {
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 static inline float f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16;
