@@ -23,6 +23,10 @@ public enum MatMul {
       affine(xs, tokens: tokens, descriptor, columns: w.columns, rows: w.rows, into: ys, pool: pool, path: pathCode)
       return
     }
+    if let panels = w.panels {
+      panelProduct(x, tokens: tokens, panels, into: ys, pool: pool, path: pathCode)
+      return
+    }
     let type: Int32 =
       switch w.elementType {
       case .float32: Int32(FOLIO_WEIGHT_F32.rawValue)
@@ -71,6 +75,46 @@ public enum MatMul {
         folio_linear_rows_on(
           path, xs.value, tokens, scratch, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, count, ys.value + start, rows)
         start += count
+      }
+    }
+  }
+
+  /// bf16 row panels: a few tokens stream the panels once with the activations split into even and odd columns;
+  /// more tokens widen a few blocks at a time to fp32 (reused by every token) for the blocked fp32 kernel.
+  static func panelProduct(
+    _ x: UnsafePointer<Float>, tokens: Int, _ panels: BF16Panels,
+    into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool, path: Int32
+  ) {
+    let (rows, columns) = (panels.rows, panels.columns)
+    let blocks = (rows + 15) / 16
+    let weights = UncheckedSendable(panels.pointer)
+    if tokens < 4 {
+      let width = folio_even_odd_floats(columns)
+      let split = UnsafeMutablePointer<Float>.allocate(capacity: tokens * width)
+      defer { split.deallocate() }
+      folio_split_even_odd(x, tokens, columns, split)
+      let xs = UncheckedSendable(split)
+      pool.parallelFor(blocks, minimumPerThread: 4) { range in
+        folio_linear_bf16_panels_on(
+          path, xs.value, tokens, weights.value, rows, columns, range.lowerBound, range.upperBound, ys.value, rows)
+      }
+      return
+    }
+    // About 256 KiB of widened rows at a time: they stay in L2 while every token multiplies them.
+    let blocksAtOnce = max(1, 4096 / columns)
+    let xs = UncheckedSendable(x)
+    pool.parallelFor(blocks, granularity: blocksAtOnce, minimumPerThread: 2) { range in
+      let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blocksAtOnce * 16 * columns)
+      defer { scratch.deallocate() }
+      var block = range.lowerBound
+      while block < range.upperBound {
+        let end = min(block + blocksAtOnce, range.upperBound)
+        folio_bf16_unpack_panels(weights.value, columns, block, end, scratch)
+        let count = min(end * 16, rows) - block * 16
+        folio_linear_rows_on(
+          path, xs.value, tokens, scratch, Int32(FOLIO_WEIGHT_F32.rawValue), columns, 0, count,
+          ys.value + block * 16, rows)
+        block = end
       }
     }
   }

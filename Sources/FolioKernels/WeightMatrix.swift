@@ -24,10 +24,12 @@ public struct WeightMatrix: @unchecked Sendable {
   /// Affine group-quantized codes, scales and biases when the matrix is quantized (then `base` is unused by the
   /// kernels and `elementType` is the type it was quantized from).
   public let quantization: AffineQuantizedStorage?
+  /// The same bf16 weights repacked into row panels for decode (then `base` is no longer read by the kernels).
+  public let panels: BF16Panels?
 
   public init(
     base: UnsafeRawPointer, rows: Int, columns: Int, elementType: WeightElementType, owner: AnyObject?,
-    quantization: AffineQuantizedStorage? = nil
+    quantization: AffineQuantizedStorage? = nil, panels: BF16Panels? = nil
   ) {
     self.base = base
     self.rows = rows
@@ -35,6 +37,7 @@ public struct WeightMatrix: @unchecked Sendable {
     self.elementType = elementType
     self.owner = owner
     self.quantization = quantization
+    self.panels = panels
   }
 
   /// Bytes from one row to the next.
@@ -44,6 +47,10 @@ public struct WeightMatrix: @unchecked Sendable {
   public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
     if let quantization {
       quantization.dequantizeRow(r, into: destination)
+      return
+    }
+    if let panels {
+      panels.copyRow(r, into: destination)
       return
     }
     Convert.widen(base + r * rowStride, elementType, count: columns, into: destination)
@@ -57,6 +64,16 @@ public struct WeightMatrix: @unchecked Sendable {
       }
       count = rows * columns
     }
+  }
+
+  /// A bf16 matrix repacked into row panels (`self` for other types, quantized matrices, or when memory for the
+  /// copy cannot be had); `releaseSource` gets each slice of the row-major source once it is copied.
+  public func packedIntoPanels(releaseSource: ((UnsafeRawPointer, Int) -> Void)? = nil) -> WeightMatrix {
+    guard elementType == .bfloat16, quantization == nil, panels == nil,
+      let packed = BF16Panels(source: base, rows: rows, columns: columns, releaseSource: releaseSource)
+    else { return self }
+    return WeightMatrix(
+      base: base, rows: rows, columns: columns, elementType: elementType, owner: owner, panels: packed)
   }
 
   /// A matrix that owns a copy of `values` as fp32 (used for tests and for weights built at load).

@@ -25,7 +25,11 @@ public final class TextModel: Sendable {
   ) throws {
     var weights = try TextWeights.load(
       from: store, config: config, quantization: quantization, interleave: activations == .int8)
-    if let bits = quantizeBits { weights = weights.quantized(bits: bits, interleave: activations == .int8) }
+    if let bits = quantizeBits {
+      weights = weights.quantized(bits: bits, interleave: activations == .int8)
+    } else {
+      weights = weights.panelPacked()
+    }
     self.init(config: config, weights: weights)
   }
 

@@ -315,7 +315,21 @@ extension WeightMatrix {
   }
 }
 
+extension WeightMatrix {
+  /// A bf16 matrix repacked into row panels for decode, the memory-mapped source's pages handed back slice by slice
+  /// as they are copied (so the model is not held twice).
+  func packedAtLoad() -> WeightMatrix {
+    guard let file = owner as? MappedFile else { return packedIntoPanels() }
+    return packedIntoPanels { start, count in file.discard(start, count: count) }
+  }
+}
+
 extension TextWeights {
+  /// Every bf16 linear layer and the embedding repacked into row panels (see `BF16Panels`); other types stay.
+  func panelPacked() -> TextWeights {
+    mappingQuantizable { $0.packedAtLoad() }
+  }
+
   /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns), as mlx-lm
   /// quantizes them; norms, convolution taps, decay parameters and MoE router gates stay as stored. A tied LM head
   /// stays the same matrix as the embedding.

@@ -35,6 +35,28 @@ struct KernelTests {
     }
   }
 
+  /// bf16 row panels (16-row blocks of 32-column chunks, zero-padded) give the same products on every path — the
+  /// decode kernel for up to 3 tokens, widened blocks for more — and the same rows as the row-major matrix.
+  @Test func bf16PanelsMatchReference() throws {
+    var generator = SystemRandomNumberGenerator()
+    for (tokens, rows, columns) in [(1, 7, 37), (2, 16, 32), (3, 33, 130), (4, 17, 64), (37, 70, 96), (1, 260, 1024)]
+    {
+      let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let input = (0..<(tokens * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let raw = Self.bits(weights, as: .bfloat16)
+      try raw.withUnsafeBytes { buffer in
+        let rowMajor = WeightMatrix(
+          base: buffer.baseAddress!, rows: rows, columns: columns, elementType: .bfloat16, owner: nil)
+        let packed = rowMajor.packedIntoPanels()
+        let panels = try #require(packed.panels)
+        #expect(panels.rows == rows && panels.columns == columns)
+        let widened = rowMajor.toFloatArray()
+        #expect(packed.toFloatArray() == widened, "rows read back from the panels")
+        Self.expectEveryPathMatches(packed, input: input, tokens: tokens, widened: widened, label: "bf16 panels")
+      }
+    }
+  }
+
   /// Runs `matrix` on every SIMD path and compares with `Σ input·widened` in double precision.
   static func expectEveryPathMatches(
     _ matrix: WeightMatrix, input: [Float], tokens: Int, widened: [Float], label: String

@@ -131,3 +131,23 @@ void folio_linear_rows_strided_on(int path, const float *x, size_t tokens, const
 /// sum of value rows (fp32).
 void folio_weighted_rows(const float *p, size_t groups, size_t count, const float *v, size_t row_stride, size_t cols,
                          float *out);
+
+/// bf16 row panels (panels.c): blocks of 16 rows, each a run of 32-column chunks holding the block's 16 rows' 32
+/// values row after row, zero-padded; one sequential stream per thread for decode.
+size_t folio_bf16_panel_bytes(size_t rows, size_t cols);
+/// Packs blocks [block_begin, block_end) of row-major bf16 `src` [rows, cols] into `panels`.
+void folio_bf16_pack_panels(const uint16_t *src, size_t rows, size_t cols, size_t block_begin, size_t block_end,
+                            uint16_t *panels);
+/// Row `r` of a panel-packed matrix, widened to fp32.
+void folio_bf16_panel_row(const uint16_t *panels, size_t cols, size_t r, float *out);
+/// Blocks [block_begin, block_end) as 16·(block_end - block_begin) row-major fp32 rows (padding rows included).
+void folio_bf16_unpack_panels(const uint16_t *panels, size_t cols, size_t block_begin, size_t block_end,
+                              float *out);
+/// Floats per token of an even/odd split activation row (cols rounded up to 32).
+size_t folio_even_odd_floats(size_t cols);
+/// Each token's activations as 32-column chunks of [16 even columns, 16 odd columns], zero-padded.
+void folio_split_even_odd(const float *x, size_t tokens, size_t cols, float *out);
+/// y[t·ldy + r] = Σ_i x[t, i]·w[r, i] for the rows in blocks [block_begin, block_end), with `xeo` from
+/// folio_split_even_odd; on `path` (or the best this CPU has below it).
+void folio_linear_bf16_panels_on(int path, const float *xeo, size_t tokens, const uint16_t *panels, size_t rows,
+                                 size_t cols, size_t block_begin, size_t block_end, float *y, size_t ldy);
