@@ -79,8 +79,11 @@ public enum MatMul {
     }
   }
 
-  /// bf16 row panels: a few tokens stream the panels once with the activations split into even and odd columns;
-  /// more tokens widen a few blocks at a time to fp32 (reused by every token) for the blocked fp32 kernel.
+  /// bf16 row panels: a few tokens stream the panels once with the activations split into even and odd columns
+  /// (each block is re-read from cache per token); from `panelTokenLimit` tokens on, a few blocks at a time are
+  /// widened to fp32 once for the blocked fp32 kernel, which reuses each loaded weight for four tokens.
+  static let panelTokenLimit = 8
+
   static func panelProduct(
     _ x: UnsafePointer<Float>, tokens: Int, _ panels: BF16Panels,
     into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool, path: Int32
@@ -88,7 +91,7 @@ public enum MatMul {
     let (rows, columns) = (panels.rows, panels.columns)
     let blocks = (rows + 15) / 16
     let weights = UncheckedSendable(panels.pointer)
-    if tokens < 4 {
+    if tokens < panelTokenLimit {
       let width = folio_even_odd_floats(columns)
       let split = UnsafeMutablePointer<Float>.allocate(capacity: tokens * width)
       defer { split.deallocate() }
