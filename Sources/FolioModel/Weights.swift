@@ -123,16 +123,32 @@ struct WeightReader {
   func matrix(_ name: String, _ rows: Int, _ columns: Int, absolute: Bool = false) throws -> WeightMatrix {
     let full = absolute ? name : prefix + name
     if let codes = store[full], codes.dtype == .u32 {
-      return try quantizedMatrix(full, codes, rows, columns)
+      return try quantizedMatrices(full, codes, count: nil, rows, columns)[0]
     }
     let t = try tensor(full)
     try checkShape(t, [rows, columns])
     return Self.matrix(t, rows: rows, columns: columns)
   }
 
+  /// `count` matrices `[rows, columns]` stacked along a leading axis (`prefix + name`, `[count, rows, columns]`), as
+  /// MLX stores the experts of a mixture (`switch_mlp.*`); each is a view into the stored tensor, and an
+  /// MLX-quantized stack (codes `[count, rows, columns·bits/32]`, scales and biases `[count, rows, groups]`) gives
+  /// views of its codes, so the experts never take a second copy of the checkpoint.
+  func stackedMatrices(_ name: String, count: Int, _ rows: Int, _ columns: Int) throws -> [WeightMatrix] {
+    let full = prefix + name
+    if let codes = store[full], codes.dtype == .u32 {
+      return try quantizedMatrices(full, codes, count: count, rows, columns)
+    }
+    let t = try tensor(full)
+    try checkShape(t, [count, rows, columns])
+    return (0..<count).map { Self.matrix(t, rows: rows, columns: columns, rowOffset: $0 * rows) }
+  }
+
   /// MLX affine quantization (qwen35.md §6.2): bits and group size per module from `config.json`'s `quantization`,
-  /// else its global values.
-  private func quantizedMatrix(_ name: String, _ codes: TensorView, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
+  /// else its global values. One matrix when `count` is `nil`, else `count` of them stacked along a leading axis.
+  private func quantizedMatrices(_ name: String, _ codes: TensorView, count: Int?, _ rows: Int, _ columns: Int) throws
+    -> [WeightMatrix]
+  {
     let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
     let settings = quantization?.settings(for: module)
     guard let settings, let scales = store[module + ".scales"], let biases = store[module + ".biases"] else {
@@ -145,17 +161,27 @@ struct WeightReader {
       throw FolioError(
         .unsupportedDType, "\(name): \(bits)-bit quantization with group size \(groupSize) is not supported (4, 6 or 8 bits, groups of a multiple of 32).")
     }
-    try checkShape(codes, [rows, columns * bits / 32])
-    try checkShape(scales, [rows, columns / groupSize])
-    try checkShape(biases, [rows, columns / groupSize])
-    var storage = AffineQuantizedStorage(
-      codes: codes.data, codesOwner: codes.file, scales: try scales.floats(), biases: try biases.floats(), bits: bits,
-      groupSize: groupSize, rows: rows, columns: columns)
-    if interleave {
-      storage = storage.interleaved()
-      codes.file.discard(codes.data, count: rows * columns * bits / 8)
+    let leading = count.map { [$0] } ?? []
+    try checkShape(codes, leading + [rows, columns * bits / 32])
+    try checkShape(scales, leading + [rows, columns / groupSize])
+    try checkShape(biases, leading + [rows, columns / groupSize])
+    let (allScales, allBiases) = (try scales.floats(), try biases.floats())
+    let elementType: WeightElementType = scales.dtype == .f16 ? .float16 : scales.dtype == .f32 ? .float32 : .bfloat16
+    let codeBytes = rows * columns * bits / 8
+    let groups = rows * (columns / groupSize)
+    return (0..<(count ?? 1)).map { x in
+      let start = codes.data + x * codeBytes
+      let range = (x * groups)..<((x + 1) * groups)
+      var storage = AffineQuantizedStorage(
+        codes: start, codesOwner: codes.file, scales: Array(allScales[range]), biases: Array(allBiases[range]),
+        bits: bits, groupSize: groupSize, rows: rows, columns: columns)
+      if interleave {
+        // Repack one matrix (one expert) at a time and hand its mapped pages back before the next.
+        storage = storage.interleaved()
+        codes.file.discard(start, count: codeBytes)
+      }
+      return storage.matrix(elementType: elementType)
     }
-    return storage.matrix(elementType: scales.dtype == .f16 ? .float16 : scales.dtype == .f32 ? .float32 : .bfloat16)
   }
 
   /// A vector of `count` floats; `shape` defaults to `[count]`.
@@ -262,15 +288,22 @@ extension TextWeights {
       down: try r.matrix(p + "down_proj.weight", hidden, intermediate))
   }
 
-  /// Experts stored fused (`experts.gate_up_proj` `[E, 2·Im, H]`, `experts.down_proj` `[E, H, Im]`) or one tensor
-  /// per expert (`experts.{e}.{gate,up,down}_proj.weight`), both viewed without copying.
+  /// Experts stored fused (`experts.gate_up_proj` `[E, 2·Im, H]`, `experts.down_proj` `[E, H, Im]`), one tensor
+  /// per expert (`experts.{e}.{gate,up,down}_proj.weight`), or stacked per projection as MLX folders store them
+  /// (`switch_mlp.{gate,up}_proj` `[E, Im, H]`, `switch_mlp.down_proj` `[E, H, Im]`, each quantized or not), all
+  /// viewed without copying.
   private static func loadMoE(
     _ r: WeightReader, _ p: String, _ c: TextConfiguration, _ e: ExpertConfiguration
   ) throws -> MoEWeights {
     let h = c.hiddenSize
     let im = e.expertIntermediateSize
     var experts: [MLPWeights] = []
-    if r.store[r.prefix + p + "experts.gate_up_proj"] != nil {
+    if r.store[r.prefix + p + "switch_mlp.gate_proj.weight"] != nil {
+      let gates = try r.stackedMatrices(p + "switch_mlp.gate_proj.weight", count: e.expertCount, im, h)
+      let ups = try r.stackedMatrices(p + "switch_mlp.up_proj.weight", count: e.expertCount, im, h)
+      let downs = try r.stackedMatrices(p + "switch_mlp.down_proj.weight", count: e.expertCount, h, im)
+      experts = (0..<e.expertCount).map { MLPWeights(gate: gates[$0], up: ups[$0], down: downs[$0]) }
+    } else if r.store[r.prefix + p + "experts.gate_up_proj"] != nil {
       let gateUp = try r.tensor(r.prefix + p + "experts.gate_up_proj")
       try r.checkShape(gateUp, [e.expertCount, 2 * im, h])
       let down = try r.tensor(r.prefix + p + "experts.down_proj")
