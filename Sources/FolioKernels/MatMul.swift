@@ -16,7 +16,7 @@ public enum MatMul {
     let xs = UncheckedSendable(x)
     let ys = UncheckedSendable(y)
     if let quantization = w.quantization, quantization.layout == .interleaved {
-      int8(x, tokens: tokens, quantization, into: ys, pool: pool, path: pathCode)
+      int8(x, tokens: tokens, [quantization], into: [ys], pool: pool, path: pathCode)
       return
     }
     if let descriptor = w.quantization?.descriptor {
@@ -122,13 +122,34 @@ public enum MatMul {
     }
   }
 
-  /// Interleaved quantized weights: the activations are quantized to int8 per group once, then each thread
-  /// multiplies its blocks of 16 rows with int8 dot products.
-  static func int8(
-    _ x: UnsafePointer<Float>, tokens: Int, _ storage: AffineQuantizedStorage,
-    into ys: UncheckedSendable<UnsafeMutablePointer<Float>>, pool: ComputePool, path: Int32
+  /// Several products of the same input, `outputs[m] = x · weights[m]ᵀ` (a layer's q/k/v, or gate and up). When
+  /// every matrix is repacked for int8 activations with the same group size, the input is quantized once and the
+  /// threads split all the matrices' 16-row blocks in one parallel call: a decode token then pays one barrier and
+  /// one activation pass for the whole set instead of one per matrix. Other kinds run one product at a time.
+  public static func linear(
+    _ x: UnsafePointer<Float>, tokens: Int, weights: [WeightMatrix], into outputs: [UnsafeMutablePointer<Float>],
+    pool: ComputePool, path: KernelPath? = nil
   ) {
-    let (columns, rows, groupSize) = (storage.columns, storage.rows, storage.groupSize)
+    precondition(weights.count == outputs.count, "one output per weight matrix")
+    let storages = weights.compactMap { w in w.quantization.flatMap { $0.layout == .interleaved ? $0 : nil } }
+    if let first = storages.first, storages.count == weights.count,
+      storages.allSatisfy({ $0.groupSize == first.groupSize && $0.columns == first.columns })
+    {
+      let pathCode = Int32((path ?? kernelPath).rawValue)
+      int8(x, tokens: tokens, storages, into: outputs.map(UncheckedSendable.init), pool: pool, path: pathCode)
+      return
+    }
+    for (w, y) in zip(weights, outputs) { linear(x, tokens: tokens, weight: w, into: y, pool: pool, path: path) }
+  }
+
+  /// Interleaved quantized weights sharing one input width and group size: the activations are quantized to int8
+  /// per group once, then each thread multiplies its share of all the matrices' blocks of 16 rows with int8 dot
+  /// products.
+  static func int8(
+    _ x: UnsafePointer<Float>, tokens: Int, _ storages: [AffineQuantizedStorage],
+    into outputs: [UncheckedSendable<UnsafeMutablePointer<Float>>], pool: ComputePool, path: Int32
+  ) {
+    let (columns, groupSize) = (storages[0].columns, storages[0].groupSize)
     let groups = tokens * (columns / groupSize)
     let q = UnsafeMutablePointer<Int8>.allocate(capacity: tokens * columns)
     let scales = UnsafeMutablePointer<Float>.allocate(capacity: groups)
@@ -148,12 +169,21 @@ public enum MatMul {
         sm.value + t * groupsPerToken)
     }
     let activations = UncheckedSendable(folio_int8_activations(q: q, scales: scales, sums: sums))
-    let blocks = (rows + 15) / 16
+    // Matrix m owns blocks [firstBlock[m], firstBlock[m + 1]) of the combined run.
+    var firstBlock = [0]
+    for storage in storages { firstBlock.append(firstBlock[firstBlock.count - 1] + (storage.rows + 15) / 16) }
+    let descriptors = storages.map { UncheckedSendable($0.interleavedDescriptor) }
     // A block of 16 rows is the unit of work; decode splits even small matrices, prefill needs fewer parts.
-    pool.parallelFor(blocks, minimumPerThread: 4) { range in
-      var weights = storage.interleavedDescriptor
+    pool.parallelFor(firstBlock[storages.count], minimumPerThread: 4) { range in
       var x = activations.value
-      folio_linear_int8_on(path, &x, tokens, &weights, range.lowerBound, range.upperBound, ys.value, rows)
+      for m in 0..<storages.count {
+        let begin = max(range.lowerBound, firstBlock[m]), end = min(range.upperBound, firstBlock[m + 1])
+        guard begin < end else { continue }
+        var weights = descriptors[m].value
+        folio_linear_int8_on(
+          path, &x, tokens, &weights, begin - firstBlock[m], end - firstBlock[m], outputs[m].value,
+          storages[m].rows)
+      }
     }
   }
 

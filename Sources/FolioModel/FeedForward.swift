@@ -11,8 +11,7 @@ enum FeedForward {
     let width = w.gate.rows
     let gate = FloatBuffer(count: tokens * width)
     let up = FloatBuffer(count: tokens * width)
-    MatMul.linear(x, tokens: tokens, weight: w.gate, into: gate.pointer, pool: pool)
-    MatMul.linear(x, tokens: tokens, weight: w.up, into: up.pointer, pool: pool)
+    MatMul.linear(x, tokens: tokens, weights: [w.gate, w.up], into: [gate.pointer, up.pointer], pool: pool)
     Elementwise.siluMultiply(gate.pointer, up.pointer, into: gate.pointer, count: tokens * width)
     MatMul.linear(gate.pointer, tokens: tokens, weight: w.down, into: output, pool: pool)
   }

@@ -17,9 +17,9 @@ struct GatedAttention {
     let queryGate = FloatBuffer(count: tokens * 2 * hq * d)
     let newKeys = FloatBuffer(count: tokens * hkv * d)
     let newValues = FloatBuffer(count: tokens * hkv * d)
-    MatMul.linear(x, tokens: tokens, weight: weights.qProj, into: queryGate.pointer, pool: pool)
-    MatMul.linear(x, tokens: tokens, weight: weights.kProj, into: newKeys.pointer, pool: pool)
-    MatMul.linear(x, tokens: tokens, weight: weights.vProj, into: newValues.pointer, pool: pool)
+    MatMul.linear(
+      x, tokens: tokens, weights: [weights.qProj, weights.kProj, weights.vProj],
+      into: [queryGate.pointer, newKeys.pointer, newValues.pointer], pool: pool)
 
     // Per-head layout of q_proj's output is [q_h | gate_h] (qwen35.md pitfall 3).
     weights.qNormScale.withUnsafeBufferPointer { qs in

@@ -21,10 +21,9 @@ struct GatedDeltaNet {
     let z = FloatBuffer(count: tokens * nv * dv)
     let b = FloatBuffer(count: tokens * nv)
     let a = FloatBuffer(count: tokens * nv)
-    MatMul.linear(x, tokens: tokens, weight: weights.inProjQKV, into: mixed.pointer, pool: pool)
-    MatMul.linear(x, tokens: tokens, weight: weights.inProjZ, into: z.pointer, pool: pool)
-    MatMul.linear(x, tokens: tokens, weight: weights.inProjB, into: b.pointer, pool: pool)
-    MatMul.linear(x, tokens: tokens, weight: weights.inProjA, into: a.pointer, pool: pool)
+    MatMul.linear(
+      x, tokens: tokens, weights: [weights.inProjQKV, weights.inProjZ, weights.inProjB, weights.inProjA],
+      into: [mixed.pointer, z.pointer, b.pointer, a.pointer], pool: pool)
 
     let activated = convolve(mixed, tokens: tokens, state: &conv, pool: pool)
 
@@ -82,45 +81,43 @@ struct GatedDeltaNet {
 
   /// Causal depthwise convolution over the carried K−1 previous inputs and the new ones, then SiLU.
   /// Updates `state` to the last K−1 pre-convolution inputs. Tokens are split across the pool; the taps are
-  /// transposed to `[K, channels]` so the inner loop runs along channels.
+  /// stored `[K, channels]` so the inner loop runs along channels.
   private func convolve(_ mixed: FloatBuffer, tokens: Int, state: inout [Float], pool: ComputePool) -> FloatBuffer {
     let channels = config.linearConvDimension
     let k = config.convKernelSize
     let history = k - 1
-    let taps = FloatBuffer(count: k * channels)
-    for c in 0..<channels {
-      for j in 0..<k { taps.pointer[j * channels + c] = weights.convTaps[c * k + j] }
-    }
     let out = FloatBuffer(count: tokens * channels)
-    state.withUnsafeBufferPointer { carried in
-      let carried = UncheckedPointer(carried.baseAddress!)
-      pool.parallelFor(tokens, minimumPerThread: 16) { range in
-        for t in range {
-          let dst = out.pointer + t * channels
-          dst.update(repeating: 0, count: channels)
-          for j in 0..<k {
-            // Row t + j of the timeline [carried history | new rows].
-            let index = t + j
-            let row: UnsafePointer<Float> =
-              index < history
-              ? carried.pointer + index * channels : UnsafePointer(mixed.pointer + (index - history) * channels)
-            Elementwise.multiplyAdd(dst, taps.pointer + j * channels, row, count: channels)
+    weights.convTaps.withUnsafeBufferPointer { taps in
+      state.withUnsafeBufferPointer { carried in
+        let (taps, carried) = (UncheckedPointer(taps.baseAddress!), UncheckedPointer(carried.baseAddress!))
+        pool.parallelFor(tokens, minimumPerThread: 16) { range in
+          for t in range {
+            let dst = out.pointer + t * channels
+            dst.update(repeating: 0, count: channels)
+            for j in 0..<k {
+              // Row t + j of the timeline [carried history | new rows].
+              let index = t + j
+              let row: UnsafePointer<Float> =
+                index < history
+                ? carried.pointer + index * channels : UnsafePointer(mixed.pointer + (index - history) * channels)
+              Elementwise.multiplyAdd(dst, taps.pointer + j * channels, row, count: channels)
+            }
+            Elementwise.siluMultiply(dst, nil, into: dst, count: channels)
           }
-          Elementwise.siluMultiply(dst, nil, into: dst, count: channels)
         }
       }
     }
-    // The new history: the last K−1 rows of the timeline.
-    var next = [Float](repeating: 0, count: history * channels)
-    for r in 0..<history {
-      let index = tokens + r
-      let source =
-        index < history
-        ? Array(state[(index * channels)..<((index + 1) * channels)])
-        : Array(UnsafeBufferPointer(start: mixed.pointer + (index - history) * channels, count: channels))
-      next.replaceSubrange((r * channels)..<((r + 1) * channels), with: source)
+    // The new history, in place: the last K−1 rows of the timeline (older carried rows move up first).
+    state.withUnsafeMutableBufferPointer { carried in
+      let base = carried.baseAddress!
+      for r in 0..<history {
+        let index = tokens + r
+        let source =
+          index < history
+          ? UnsafePointer(base + index * channels) : UnsafePointer(mixed.pointer + (index - history) * channels)
+        (base + r * channels).update(from: source, count: channels)
+      }
     }
-    state = next
     return out
   }
 }

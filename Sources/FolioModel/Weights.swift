@@ -9,7 +9,8 @@ struct GatedDeltaNetWeights: Sendable {
   var inProjZ: WeightMatrix
   var inProjB: WeightMatrix
   var inProjA: WeightMatrix
-  /// Depthwise taps, `[conv_dim, K]`; tap K−1 multiplies the current token.
+  /// Depthwise taps transposed at load to `[K, conv_dim]` (the checkpoint's `[conv_dim, K]`), so the convolution's
+  /// inner loop runs along channels; tap K−1 multiplies the current token.
   var convTaps: [Float]
   var dtBias: [Float]
   /// `−exp(A_log)`, precomputed in fp32 exactly as the reference does per call.
@@ -273,12 +274,22 @@ extension TextWeights {
       inProjZ: try r.matrix(p + "in_proj_z.weight", valueDim, h),
       inProjB: try r.matrix(p + "in_proj_b.weight", c.linearValueHeads, h),
       inProjA: try r.matrix(p + "in_proj_a.weight", c.linearValueHeads, h),
-      convTaps: try r.vector(
-        p + "conv1d.weight", convDim * k, shape: r.normsIncludeOne ? [convDim, k, 1] : [convDim, 1, k]),
+      convTaps: transposed(
+        try r.vector(p + "conv1d.weight", convDim * k, shape: r.normsIncludeOne ? [convDim, k, 1] : [convDim, 1, k]),
+        rows: convDim, columns: k),
       dtBias: try r.vector(p + "dt_bias", c.linearValueHeads),
       negativeDecayRate: aLog.map { -exp($0) },
       normWeight: try r.vector(p + "norm.weight", c.linearValueHeadDimension),
       outProj: try r.matrix(p + "out_proj.weight", h, valueDim))
+  }
+
+  /// `values` `[rows, columns]` as `[columns, rows]`.
+  private static func transposed(_ values: [Float], rows: Int, columns: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: values.count)
+    for r in 0..<rows {
+      for c in 0..<columns { out[c * rows + r] = values[r * columns + c] }
+    }
+    return out
   }
 
   private static func loadMLP(_ r: WeightReader, _ p: String, hidden: Int, intermediate: Int) throws -> MLPWeights {

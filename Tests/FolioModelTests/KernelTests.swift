@@ -231,6 +231,41 @@ struct Int8ActivationTests {
       }
     }
   }
+
+  /// A layer's projections of one input in one call (`MatMul.linear(_:tokens:weights:into:)`) give exactly what
+  /// one call per matrix gives: interleaved matrices share the quantized input and split their blocks together
+  /// (rows that are not a multiple of 16, matrices smaller than a block), and a set with another kind of matrix
+  /// falls back to one product at a time.
+  @Test(arguments: [1, 5, 40])
+  func severalMatricesInOneCallEqualOneCallEach(tokens: Int) throws {
+    var generator = SystemRandomNumberGenerator()
+    let columns = 128
+    let interleaved = try [(4, 70), (4, 16), (8, 9), (4, 33)].map { bits, rows in
+      try #require(Self.quantizedMatrix(rows: rows, columns: columns, bits: bits, groupSize: 64).quantization)
+        .interleaved().matrix(elementType: .float32)
+    }
+    let float = WeightMatrix.owning(
+      (0..<(24 * columns)).map { _ in Float.random(in: -1...1, using: &generator) }, rows: 24, columns: columns)
+    let input = (0..<(tokens * columns)).map { _ in Float.random(in: -3...3, using: &generator) }
+    let pool = ComputePool(threadCount: 2)
+    for set in [interleaved, [interleaved[0], float, interleaved[2]]] {
+      let outputs = set.map { UnsafeMutablePointer<Float>.allocate(capacity: tokens * $0.rows) }
+      defer { outputs.forEach { $0.deallocate() } }
+      for (y, w) in zip(outputs, set) { y.initialize(repeating: .nan, count: tokens * w.rows) }
+      input.withUnsafeBufferPointer { x in
+        MatMul.linear(x.baseAddress!, tokens: tokens, weights: set, into: outputs, pool: pool)
+      }
+      for (y, w) in zip(outputs, set) {
+        var alone = [Float](repeating: .nan, count: tokens * w.rows)
+        input.withUnsafeBufferPointer { x in
+          alone.withUnsafeMutableBufferPointer {
+            MatMul.linear(x.baseAddress!, tokens: tokens, weight: w, into: $0.baseAddress!, pool: pool)
+          }
+        }
+        #expect(Array(UnsafeBufferPointer(start: y, count: tokens * w.rows)) == alone, "\(w.rows) rows")
+      }
+    }
+  }
 }
 
 /// The compute pool's spinning workers: every unit runs exactly once, whether calls come one after another (the
