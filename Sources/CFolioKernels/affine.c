@@ -1,6 +1,7 @@
 // Kernels for affine group-quantized weights (MLX layout: LSB-first codes in uint32 words, per-group scale/bias).
 // Decode dequantizes in registers (w = q·scale + bias) and multiplies; prefill widens row blocks once (see MatMul).
 #include "CFolioKernels.h"
+#include "neon.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -99,6 +100,12 @@ void folio_linear_rows_affine_on(int path, const float *x, size_t tokens, const 
 #if FOLIO_X86
   if (folio_supported_path(path) == FOLIO_PATH_AVX512 && w->group_size % 32 == 0 && (w->bits == 4 || w->bits == 8)) {
     affine_avx512(x, tokens, w, cols, row_begin, row_end, y, ldy);
+    return;
+  }
+#endif
+#if defined(__aarch64__)
+  if (folio_supported_path(path) == FOLIO_PATH_NEON && folio_neon_affine_supports(w)) {
+    folio_neon_affine(x, tokens, w, cols, row_begin, row_end, y, ldy);
     return;
   }
 #endif

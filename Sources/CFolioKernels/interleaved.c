@@ -11,6 +11,7 @@
 // the bias term, as llama.cpp does for its Q8 activations.
 #include "CFolioKernels.h"
 #include "bf16.h"
+#include "neon.h"
 
 #include <math.h>
 #include <string.h>
@@ -166,6 +167,10 @@ void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size
     quantize_activations_avx512(x, tokens, cols, group_size, q, scales, sums);
     return;
   }
+#endif
+#if defined(__aarch64__)
+  folio_neon_quantize_activations(x, tokens, cols, group_size, q, scales, sums);
+  return;
 #endif
   size_t groups = cols / group_size;
   for (size_t t = 0; t < tokens; t++) {
@@ -344,6 +349,8 @@ int folio_has_int8_dot(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vnni");
+#elif defined(__aarch64__)
+  return folio_neon_has_dot_product();
 #else
   return 0;
 #endif
@@ -355,6 +362,12 @@ void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t toke
 #if FOLIO_X86
   if (path == FOLIO_PATH_AVX512 && folio_has_int8_dot() && w->group_size % 8 == 0) {
     int8_vnni(x, tokens, w, block_begin, block_end, y, ldy);
+    return;
+  }
+#endif
+#if defined(__aarch64__)
+  if (path == FOLIO_PATH_NEON && folio_has_int8_dot()) {
+    folio_neon_int8(x, tokens, w, block_begin, block_end, y, ldy);
     return;
   }
 #endif

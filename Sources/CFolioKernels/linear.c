@@ -5,6 +5,7 @@
 // load feeds four FMAs (prefill) and decode (one token) streams 4 rows at a time.
 #include "CFolioKernels.h"
 #include "bf16.h"
+#include "neon.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -287,6 +288,8 @@ static int detected_path(void) {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return FOLIO_PATH_AVX512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FOLIO_PATH_AVX2;
+#elif defined(__aarch64__)
+  return FOLIO_PATH_NEON;  // NEON (Advanced SIMD) is baseline on arm64
 #endif
   return FOLIO_PATH_PORTABLE;
 }
@@ -300,7 +303,13 @@ int folio_kernel_path(void) {
 
 int folio_supported_path(int path) {
   int best = folio_kernel_path();
-  return path > best ? best : (path < 0 ? 0 : path);
+  switch (path) {
+    case FOLIO_PATH_PORTABLE: return path;
+    case FOLIO_PATH_AVX2: return best == FOLIO_PATH_AVX2 || best == FOLIO_PATH_AVX512 ? path : best;
+    case FOLIO_PATH_AVX512:
+    case FOLIO_PATH_NEON: return best == path ? path : best;
+    default: return best;
+  }
 }
 
 void folio_linear_rows_strided_on(int path, const float *x, size_t tokens, const void *w, int type, size_t cols,
@@ -309,6 +318,9 @@ void folio_linear_rows_strided_on(int path, const float *x, size_t tokens, const
 #if FOLIO_X86
     case FOLIO_PATH_AVX512: linear_avx512(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
     case FOLIO_PATH_AVX2: linear_avx2(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
+#endif
+#if defined(__aarch64__)
+    case FOLIO_PATH_NEON: folio_neon_linear(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
 #endif
     default: linear_portable(x, tokens, w, type, cols, row_stride, row_begin, row_end, y, ldy); return;
   }
@@ -368,6 +380,12 @@ void folio_weighted_rows(const float *p, size_t groups, size_t count, const floa
 #if FOLIO_X86
   if (folio_kernel_path() == FOLIO_PATH_AVX512) {
     weighted_rows_avx512(p, groups, count, v, row_stride, cols, out);
+    return;
+  }
+#endif
+#if defined(__aarch64__)
+  if (folio_kernel_path() == FOLIO_PATH_NEON) {
+    folio_neon_weighted_rows(p, groups, count, v, row_stride, cols, out);
     return;
   }
 #endif

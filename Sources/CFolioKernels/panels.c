@@ -12,6 +12,7 @@
 // odd columns once per call to match (folio_split_even_odd).
 #include "CFolioKernels.h"
 #include "bf16.h"
+#include "neon.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -195,6 +196,11 @@ void folio_linear_bf16_panels_on(int path, const float *xeo, size_t tokens, cons
       return;
     case FOLIO_PATH_AVX2:
       panels_avx2(xeo, tokens, panels, rows, cols, block_begin, block_end, y, ldy);
+      return;
+#endif
+#if defined(__aarch64__)
+    case FOLIO_PATH_NEON:
+      folio_neon_bf16_panels(xeo, tokens, panels, rows, cols, block_begin, block_end, y, ldy);
       return;
 #endif
     default: panels_portable(xeo, tokens, panels, rows, cols, block_begin, block_end, y, ldy);

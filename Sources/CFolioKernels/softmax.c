@@ -1,6 +1,7 @@
 // Softmax with a vectorised exp (Cephes-style: exp(x) = 2^k · e^r, |r| ≤ ln2/2, degree-6 polynomial for e^r;
 // relative error a few ulp over the range softmax needs, x ≤ 0).
 #include "CFolioKernels.h"
+#include "neon.h"
 
 #include <math.h>
 
@@ -90,6 +91,12 @@ void folio_softmax(float *x, size_t n) {
     return;
   }
 #endif
+#if defined(__aarch64__)
+  if (folio_kernel_path() == FOLIO_PATH_NEON) {
+    folio_neon_softmax(x, n);
+    return;
+  }
+#endif
   softmax_portable(x, n);
 }
 
@@ -118,6 +125,12 @@ void folio_silu_multiply(const float *a, const float *b, float *out, size_t n) {
 #if FOLIO_X86
   if (folio_kernel_path() != FOLIO_PATH_PORTABLE) {
     silu_multiply_avx2(a, b, out, n);
+    return;
+  }
+#endif
+#if defined(__aarch64__)
+  if (folio_kernel_path() == FOLIO_PATH_NEON) {
+    folio_neon_silu_multiply(a, b, out, n);
     return;
   }
 #endif
@@ -150,6 +163,12 @@ void folio_gelu_tanh(float *x, size_t n) {
 #if FOLIO_X86
   if (folio_kernel_path() != FOLIO_PATH_PORTABLE) {
     gelu_tanh_avx2(x, n);
+    return;
+  }
+#endif
+#if defined(__aarch64__)
+  if (folio_kernel_path() == FOLIO_PATH_NEON) {
+    folio_neon_gelu_tanh(x, n);
     return;
   }
 #endif

@@ -210,12 +210,15 @@ public enum KernelPath: Int, Sendable, CaseIterable, CustomStringConvertible {
   case portable = 0
   case avx2 = 1
   case avx512 = 2
+  /// arm64 Advanced SIMD (baseline on arm64; the int8 kernel also uses the dot-product extension when present).
+  case neon = 3
 
   public var description: String {
     switch self {
     case .portable: "portable"
     case .avx2: "avx2"
     case .avx512: "avx512"
+    case .neon: "neon"
     }
   }
 }

@@ -5,13 +5,16 @@
 /// Element types of stored weights.
 enum folio_weight_type { FOLIO_WEIGHT_F32 = 0, FOLIO_WEIGHT_BF16 = 1, FOLIO_WEIGHT_F16 = 2 };
 
-/// SIMD paths the kernels can take, chosen once at run time from the CPU's features.
-enum folio_kernel_path { FOLIO_PATH_PORTABLE = 0, FOLIO_PATH_AVX2 = 1, FOLIO_PATH_AVX512 = 2 };
+/// SIMD paths the kernels can take, chosen once at run time from the CPU's features. The values are names, not
+/// ranks: AVX2 and AVX-512 exist only on x86-64, NEON only on arm64; the portable C path everywhere.
+enum folio_kernel_path { FOLIO_PATH_PORTABLE = 0, FOLIO_PATH_AVX2 = 1, FOLIO_PATH_AVX512 = 2, FOLIO_PATH_NEON = 3 };
 
-/// The path `folio_linear_rows` takes on this CPU (AVX-512F, else AVX2+FMA+F16C, else portable C).
+/// The path `folio_linear_rows` takes on this CPU: on x86-64 AVX-512F, else AVX2+FMA+F16C, else portable C; on
+/// arm64 NEON (baseline there); elsewhere portable C.
 int folio_kernel_path(void);
 
-/// `path` if this CPU supports it, else the best path it has.
+/// `path` if this CPU supports it, else the best path it has (folio_kernel_path()): on x86-64 FOLIO_PATH_NEON gives
+/// the best x86 path, on arm64 FOLIO_PATH_AVX2 and FOLIO_PATH_AVX512 give FOLIO_PATH_NEON.
 int folio_supported_path(int path);
 
 /// y[t * ldy + r] = Σ_i x[t * cols + i] · w[r * cols + i] for every token t < tokens and row r in [row_begin, row_end).
@@ -95,11 +98,13 @@ typedef struct {
 void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size_t group_size, int8_t *q,
                                 float *scales, float *sums);
 
-/// Whether this CPU has the int8 dot products (AVX-512 VNNI) the interleaved kernel's fast path uses.
+/// Whether this CPU has the int8 dot products the interleaved kernel's fast path uses: AVX-512 VNNI on x86-64, the
+/// dot-product extension (FEAT_DotProd, SDOT) on arm64.
 int folio_has_int8_dot(void);
 
 /// y[t * ldy + r] = Σ_k x[t, k] · w[r, k] for the rows of 16-row blocks [block_begin, block_end), with int8
-/// activations; `path` FOLIO_PATH_AVX512 takes the VNNI kernel when the CPU has it, any other the portable one.
+/// activations; `path` FOLIO_PATH_AVX512 takes the VNNI kernel when the CPU has it, FOLIO_PATH_NEON the SDOT kernel
+/// when the CPU has it, any other the portable one.
 void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t tokens,
                           const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
                           size_t ldy);
@@ -148,6 +153,6 @@ size_t folio_even_odd_floats(size_t cols);
 /// Each token's activations as 32-column chunks of [16 even columns, 16 odd columns], zero-padded.
 void folio_split_even_odd(const float *x, size_t tokens, size_t cols, float *out);
 /// y[t·ldy + r] = Σ_i x[t, i]·w[r, i] for the rows in blocks [block_begin, block_end), with `xeo` from
-/// folio_split_even_odd; on `path` (or the best this CPU has below it).
+/// folio_split_even_odd; on `path` (or the best this CPU has when it lacks `path`).
 void folio_linear_bf16_panels_on(int path, const float *xeo, size_t tokens, const uint16_t *panels, size_t rows,
                                  size_t cols, size_t block_begin, size_t block_end, float *y, size_t ldy);
