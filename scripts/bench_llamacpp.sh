@@ -106,6 +106,16 @@ enc = sum(float(x) for x in re.findall(r"image slice encoded in ([0-9.]+) ms", l
 dec = sum(float(x) for x in re.findall(r"image decoded \(batch [0-9]+/[0-9]+\) in ([0-9.]+) ms", log)) / 1000
 m = re.search(r"prompt eval time =\s+([0-9.]+) ms", log)
 text = float(m.group(1)) / 1000 if m else 0.0
+if enc == 0:
+    # Newer llama.cpp logs "mtmd batch encoding done in N ms" and stamps each line M.SS.mmm.uuu; the image and
+    # text tokens are decoded between that line and the last stamped line (the final text batch starting).
+    stamp = lambda line: (lambda f: int(f[0]) * 60 + int(f[1]) + int(f[2]) / 1e3 + int(f[3]) / 1e6)(line.split()[0].split("."))
+    lines = [l for l in log.splitlines() if re.match(r"\d+\.\d+\.\d+\.\d+ ", l)]
+    m = re.search(r"mtmd batch encoding done in ([0-9.]+) ms", log)
+    done = [l for l in lines if "mtmd batch encoding done" in l]
+    if m and done:
+        enc = float(m.group(1)) / 1000
+        dec, text = stamp(lines[-1]) - stamp(done[0]), 0.0
 print("| llama.cpp Q4_0 + F16 mmproj | %.1f | %.1f (image tokens %.1f + text %.1f) |" % (enc, enc + dec + text, dec, text))' <<<"$log"
   "$folio" bench --model "$model" --quantize 4 --image "$vision" --prompt-tokens 16 --gen-tokens 1 \
     --threads "$threads" --json |
