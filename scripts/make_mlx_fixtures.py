@@ -17,11 +17,19 @@ tiny-moe is stored in float16, which mlx-lm would also compute in (0.33 max |log
 folder, and MLX's CPU gather_mm for the unquantized switch_mlp takes float32 only); its reference runs with every
 parameter widened to float32 (exact), so it is the fp32 arithmetic on the stored values, as for the dense folders.
 
-    /work/venv/bin/pip install "mlx[cpu]==0.32.4" mlx-lm
-    HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/make_mlx_fixtures.py --out Tests/Fixtures [--only moe]
+The vision-language folder comes from mlx-vlm, the converter mlx-community's Qwen3.5 folders are made with (mlx-lm
+drops the vision tower): `vision_tower.*` kept unquantized in the stored dtype (its `skip_multimodal_module`), the
+Conv3d patch embedding channels-last `[O, T, P, P, C]`, the language model quantized as mlx-lm does, and the
+tokenizer, processor and generation settings re-saved by transformers (`processor_config.json`, generation keys
+merged into config.json). Its reference is what mlx-vlm computes for the `image_one` case of
+reference/tiny-dense-vision.json: mlx-vlm's own preprocessing of that picture (pixel values stored), its vision
+tower's features, and greedy decoding through its `generate_step` with per-step logits (fp32, widened as above).
 
-writes models/tiny-dense-mlx-{4,6,8}bit/, models/tiny-moe-mlx-4bit/, models/tiny-moe-mlx-gs32-4bit/ and
-reference/<name>.{json,safetensors} for each.
+    /work/venv/bin/pip install "mlx[cpu]==0.32.4" mlx-lm mlx-vlm==0.7.10
+    HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/make_mlx_fixtures.py --out Tests/Fixtures [--only dense|moe|vlm]
+
+writes models/tiny-dense-mlx-{4,6,8}bit/, models/tiny-moe-mlx-4bit/, models/tiny-moe-mlx-gs32-4bit/,
+models/tiny-dense-mlxvlm-4bit/ and reference/<name>.{json,safetensors} for each.
 """
 
 import argparse
@@ -45,6 +53,8 @@ STEPS = 8
 # (name, source folder, bits, group size)
 DENSE = [(f"tiny-dense-mlx-{bits}bit", "tiny-dense", bits, 64) for bits in (4, 6, 8)]
 MOE = [("tiny-moe-mlx-4bit", "tiny-moe-fused", 4, 64), ("tiny-moe-mlx-gs32-4bit", "tiny-moe-fused", 4, 32)]
+VLM = [("tiny-dense-mlxvlm-4bit", "tiny-dense", 4, 64)]
+VLM_CASE = "image_one"  # a case of reference/tiny-dense-vision.json: one opaque picture (mlx-vlm drops alpha, below)
 
 
 def convert(source: Path, target: Path, bits: int, group_size: int = 64) -> None:
@@ -80,12 +90,89 @@ def greedy(folder: Path) -> tuple[list[int], np.ndarray]:
     return tokens, np.stack(rows).astype(np.float32)
 
 
+def convert_vlm(source: Path, target: Path, bits: int, group_size: int) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "mlx_vlm", "convert", "--hf-path", str(source), "-q", "--q-bits", str(bits),
+         "--q-group-size", str(group_size), "--mlx-path", str(target)],
+        check=True, capture_output=True)
+    (target / "README.md").unlink(missing_ok=True)
+
+
+def vlm_reference(out: Path, name: str, source: str, bits: int, group_size: int) -> None:
+    """Records mlx-vlm's preprocessing, vision features and greedy decoding for VLM_CASE on models/<name>."""
+    import mlx_vlm
+    from mlx_vlm.generate.ar import generate_step
+    from mlx_vlm.utils import prepare_inputs
+    from safetensors.numpy import load_file
+
+    folder = out / "models" / name
+    transformers_reference = json.loads((out / "reference" / f"{source}-vision.json").read_text())
+    transformers_tensors = load_file(str(out / "reference" / f"{source}-vision.safetensors"))
+    case = next(c for c in transformers_reference["cases"] if c["name"] == VLM_CASE)
+    (image,) = case["images"]
+    model, processor = mlx_vlm.load(str(folder))
+    widen_to_float32(model)
+
+    # mlx-vlm's own image processor (a numpy port of Qwen2-VL's) against transformers' pixel values, per picture:
+    # x/255 then (x - 0.5)/0.5 instead of one fused step (1 ulp), and PIL's convert("RGB") drops an alpha channel
+    # where transformers composites onto white, so alpha_45x70.png differs.
+    preprocessing = {}
+    for entry in transformers_reference["images"]:
+        ours = processor.image_processor([str(out / "images-model" / entry["file"])])
+        theirs = transformers_tensors[entry["pixel_values_key"]]
+        assert ours["image_grid_thw"].tolist() == [entry["grid_thw"]], entry["file"]
+        preprocessing[entry["file"]] = float(np.abs(ours["pixel_values"] - theirs).max())
+
+    inputs = prepare_inputs(processor, images=[str(out / "images-model" / image)], prompts=[case["prompt_text"]])
+    prompt_ids = np.array(inputs["input_ids"])[0].tolist()
+    assert prompt_ids == case["prompt_ids"], "mlx-vlm's prompt ids differ from transformers'"
+    pixel_values, grid = inputs["pixel_values"].astype(mx.float32), inputs["image_grid_thw"]
+    features, _ = model.vision_tower(pixel_values, grid)
+    features = np.array(features.astype(mx.float32))
+    stem = Path(image).stem
+    features_vs_transformers = float(np.abs(features - transformers_tensors[f"{stem}.features"]).max())
+
+    # Greedy decoding as `mlx_vlm generate` runs it; a pass-through logits processor sees every step's raw logits.
+    rows = []
+
+    def record(_tokens, logits):
+        rows.append(np.array(logits[0].astype(mx.float32)))
+        return logits
+
+    steps = len(case["greedy_ids"])
+    tokens = [token for token, _ in generate_step(
+        inputs["input_ids"], model, pixel_values, inputs["attention_mask"], temperature=0.0, max_tokens=steps,
+        logits_processors=[record], image_grid_thw=grid)]
+    logits = np.stack(rows[:steps]).astype(np.float32)
+    assert tokens == [int(np.argmax(row)) for row in logits]
+
+    (out / "reference" / f"{name}.json").write_text(json.dumps(
+        {"model": name, "source": source, "bits": bits, "group_size": group_size,
+         "converter": f"mlx-vlm {mlx_vlm.__version__}", "runtime": f"mlx {mx.__version__}",
+         "notes": "mlx-vlm's own preprocessing of `image` (pixel values stored as '<image stem>.pixel_values'), its "
+                  "vision tower's output ('<image stem>.features' [tokens, out_hidden_size]) and greedy decoding "
+                  "with per-step logits ('<case>.logits' [steps, vocab_size]) through mlx_vlm's generate_step, "
+                  "every float parameter widened to float32. prompt_ids are transformers' for the same case "
+                  "(asserted identical). preprocessing_max_abs_diff: mlx-vlm's pixel values against "
+                  "transformers' per picture (it drops alpha instead of compositing onto white). "
+                  "features_max_abs_diff_vs_transformers: this vision tower (unquantized) against "
+                  "tiny-dense-vision's features for the same picture.",
+         "preprocessing_max_abs_diff": preprocessing,
+         "features_max_abs_diff_vs_transformers": features_vs_transformers,
+         "cases": [{"name": case["name"], "image": image, "grid_thw": grid.tolist()[0], "prompt_ids": prompt_ids,
+                    "greedy_ids": tokens}]}, indent=1))
+    save_file({f"{stem}.pixel_values": np.array(pixel_values), f"{stem}.features": features,
+               f"{case['name']}.logits": logits}, str(out / "reference" / f"{name}.safetensors"))
+    print(name, tokens)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("Tests/Fixtures"))
-    parser.add_argument("--only", choices=["dense", "moe"], help="convert only these folders")
+    parser.add_argument("--only", choices=["dense", "moe", "vlm"], help="convert only these folders")
     args = parser.parse_args()
-    folders = {"dense": DENSE, "moe": MOE}.get(args.only, DENSE + MOE)
+    folders = {"dense": DENSE, "moe": MOE, "vlm": []}.get(args.only, DENSE + MOE)
     for name, source, bits, group_size in folders:
         folder = args.out / "models" / name
         convert(args.out / "models" / source, folder, bits, group_size)
@@ -96,6 +183,10 @@ def main() -> None:
              "cases": [{"name": "short", "prompt_ids": PROMPT_IDS, "greedy_ids": tokens}]}, indent=1))
         save_file({"short.logits": logits}, str(args.out / "reference" / f"{name}.safetensors"))
         print(name, tokens)
+    if args.only in (None, "vlm"):
+        for name, source, bits, group_size in VLM:
+            convert_vlm(args.out / "models" / source, args.out / "models" / name, bits, group_size)
+            vlm_reference(args.out, name, source, bits, group_size)
 
 
 if __name__ == "__main__":
