@@ -30,18 +30,10 @@ struct MLXFormatTests {
     let pool = ComputePool(threadCount: 2)
     for c in reference.cases {
       let expected = try #require(logitsFile.tensors["\(c.name).logits"]).floats()
-      let v = model.config.vocabularySize
       var state = model.makeState()
-      var logits = try model.forward(tokens: c.promptIDs, state: &state, pool: pool)
-      var worst: Float = 0
-      var tokens: [Int] = []
-      for step in 0..<c.greedyIDs.count {
-        let row = expected[(step * v)..<((step + 1) * v)]
-        worst = max(worst, zip(logits, row).map { abs($0 - $1) }.max() ?? .infinity)
-        let token = logits.indices.max { logits[$0] < logits[$1] } ?? 0
-        tokens.append(token)
-        logits = try model.forward(tokens: [token], state: &state, pool: pool)
-      }
+      let logits = try model.forward(tokens: c.promptIDs, state: &state, pool: pool)
+      let (tokens, worst) = try model.greedyAgainstReference(
+        from: logits, state: &state, expected: expected, steps: c.greedyIDs.count, pool: pool)
       print("\(name) \(c.name): max |Δlogit| vs MLX \(worst)")
       #expect(tokens == c.greedyIDs)
       #expect(worst <= 1e-3, "\(name): max |Δlogit| = \(worst)")
@@ -145,5 +137,26 @@ struct MLXFormatTests {
     header.replaceSubrange(field, with: new)
     data.replaceSubrange(8..<(8 + length), with: Data(header.utf8))
     try data.write(to: url)
+  }
+}
+
+extension TextModel {
+  /// Greedy decoding for `steps` tokens from the prompt's last `logits`, against `expected` logits
+  /// (`[steps, vocab]`): the tokens chosen and the largest |Δlogit| over all steps.
+  func greedyAgainstReference(
+    from logits: [Float], state: inout DecoderState, expected: [Float], steps: Int, pool: ComputePool
+  ) throws -> (tokens: [Int], worst: Float) {
+    let v = config.vocabularySize
+    var logits = logits
+    var worst: Float = 0
+    var tokens: [Int] = []
+    for step in 0..<steps {
+      let row = expected[(step * v)..<((step + 1) * v)]
+      worst = max(worst, zip(logits, row).map { abs($0 - $1) }.max() ?? .infinity)
+      let token = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+      tokens.append(token)
+      logits = try forward(tokens: [token], state: &state, pool: pool)
+    }
+    return (tokens, worst)
   }
 }

@@ -114,20 +114,12 @@ struct MLXVisionFormatTests {
       let expected = try #require(tensors.tensors["\(c.name).logits"]).floats()
       let grid = try Self.grid(c)
       let features = try encoder.encode(pixelValues: pixels, grids: [grid], pool: pool)
-      let v = model.config.vocabularySize
       var state = model.makeState()
-      var logits = try model.forward(
+      let logits = try model.forward(
         tokens: c.promptIDs, imageFeatures: features, grids: [grid], imageTokenID: checkpoint.config.imageTokenID,
         mergeSize: encoder.config.spatialMergeSize, state: &state, pool: pool)
-      var worst: Float = 0
-      var tokens: [Int] = []
-      for step in 0..<c.greedyIDs.count {
-        let row = expected[(step * v)..<((step + 1) * v)]
-        worst = max(worst, zip(logits, row).map { abs($0 - $1) }.max() ?? .infinity)
-        let token = logits.indices.max { logits[$0] < logits[$1] } ?? 0
-        tokens.append(token)
-        logits = try model.forward(tokens: [token], state: &state, pool: pool)
-      }
+      let (tokens, worst) = try model.greedyAgainstReference(
+        from: logits, state: &state, expected: expected, steps: c.greedyIDs.count, pool: pool)
       print("\(Self.name) \(c.name): max |Δlogit| vs mlx-vlm \(worst)")
       #expect(tokens == c.greedyIDs)
       #expect(worst <= 1e-3, "\(c.name): max |Δlogit| = \(worst)")
