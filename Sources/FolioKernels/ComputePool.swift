@@ -16,6 +16,9 @@ public struct ComputePool: Sendable {
     self.threadCount = max(1, threadCount ?? cores)
   }
 
+  /// Parts per thread of one parallel call.
+  static let partsPerThread = 4
+
   /// Runs `body` over `0..<count` split into contiguous chunks, each chunk a multiple of `granularity`
   /// (except the last). Small jobs run inline.
   public func parallelFor(
@@ -24,11 +27,14 @@ public struct ComputePool: Sendable {
   ) {
     guard count > 0 else { return }
     let units = (count + granularity - 1) / granularity
-    let parts = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
-    if parts <= 1 {
+    let threads = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
+    if threads <= 1 {
       body(0..<count)
       return
     }
+    // A few contiguous parts per thread, claimed as threads come free: a thread that starts late or runs slower
+    // (another tenant on its core) leaves its later parts to the others instead of holding up the barrier.
+    let parts = min(threads * Self.partsPerThread, units)
     withoutActuallyEscaping(body) { body in
       var run: (Int) -> Void = { part in
         let startUnit = units * part / parts
