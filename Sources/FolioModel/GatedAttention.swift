@@ -24,16 +24,18 @@ struct GatedAttention {
     // Per-head layout of q_proj's output is [q_h | gate_h] (qwen35.md pitfall 3).
     weights.qNormScale.withUnsafeBufferPointer { qs in
       weights.kNormScale.withUnsafeBufferPointer { ks in
-        for t in 0..<tokens {
-          for head in 0..<hq {
-            let q = queryGate.pointer + (t * hq + head) * 2 * d
-            Elementwise.rmsNorm(q, count: d, scale: qs.baseAddress!, epsilon: eps)
-            rotary.apply(q, token: t)
-          }
-          for head in 0..<hkv {
-            let k = newKeys.pointer + (t * hkv + head) * d
-            Elementwise.rmsNorm(k, count: d, scale: ks.baseAddress!, epsilon: eps)
-            rotary.apply(k, token: t)
+        pool.parallelFor(tokens, minimumPerThread: Self.tokensPerPart) { range in
+          for t in range {
+            for head in 0..<hq {
+              let q = queryGate.pointer + (t * hq + head) * 2 * d
+              Elementwise.rmsNorm(q, count: d, scale: qs.baseAddress!, epsilon: eps)
+              rotary.apply(q, token: t)
+            }
+            for head in 0..<hkv {
+              let k = newKeys.pointer + (t * hkv + head) * d
+              Elementwise.rmsNorm(k, count: d, scale: ks.baseAddress!, epsilon: eps)
+              rotary.apply(k, token: t)
+            }
           }
         }
       }
@@ -54,15 +56,20 @@ struct GatedAttention {
       }
     }
     // Output gate: o · sigmoid(gate), the gate being the second half of each head's q_proj output.
-    for t in 0..<tokens {
-      for head in 0..<hq {
-        let out = attended.pointer + (t * hq + head) * d
-        let gate = queryGate.pointer + (t * hq + head) * 2 * d + d
-        for i in 0..<d { out[i] *= Elementwise.sigmoid(gate[i]) }
+    pool.parallelFor(tokens, minimumPerThread: Self.tokensPerPart) { range in
+      for t in range {
+        for head in 0..<hq {
+          let out = attended.pointer + (t * hq + head) * d
+          let gate = queryGate.pointer + (t * hq + head) * 2 * d + d
+          for i in 0..<d { out[i] *= Elementwise.sigmoid(gate[i]) }
+        }
       }
     }
     MatMul.linear(attended.pointer, tokens: tokens, weight: weights.oProj, into: output, pool: pool)
   }
+
+  /// Per-token work (norms, rotary, the output gate) is split across the pool from this many tokens per thread.
+  static let tokensPerPart = 8
 
   /// Prompts of at least this many tokens compute scores and outputs as blocked matrix products.
   static let blockedQueryThreshold = 8

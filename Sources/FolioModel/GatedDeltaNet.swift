@@ -30,22 +30,22 @@ struct GatedDeltaNet {
     // Per token and value head: beta = sigmoid(b), g = −exp(A_log)·softplus(a + dt_bias) (fp32).
     let beta = FloatBuffer(count: tokens * nv)
     let g = FloatBuffer(count: tokens * nv)
-    for t in 0..<tokens {
-      for head in 0..<nv {
-        let i = t * nv + head
-        beta.pointer[i] = Elementwise.sigmoid(b.pointer[i])
-        g.pointer[i] = weights.negativeDecayRate[head] * Elementwise.softplus(a.pointer[i] + weights.dtBias[head])
-      }
-    }
     // q and k are L2-normalised per head (eps 1e-6 inside the sum), q further scaled by dk^-1/2.
     let queryScale = 1 / Float(dk).squareRoot()
-    for t in 0..<tokens {
-      let row = activated.pointer + t * channels
-      for head in 0..<nk {
-        let q = row + head * dk
-        Elementwise.l2Normalize(q, count: dk)
-        for i in 0..<dk { q[i] *= queryScale }
-        Elementwise.l2Normalize(row + nk * dk + head * dk, count: dk)
+    pool.parallelFor(tokens, minimumPerThread: GatedAttention.tokensPerPart) { range in
+      for t in range {
+        for head in 0..<nv {
+          let i = t * nv + head
+          beta.pointer[i] = Elementwise.sigmoid(b.pointer[i])
+          g.pointer[i] = weights.negativeDecayRate[head] * Elementwise.softplus(a.pointer[i] + weights.dtBias[head])
+        }
+        let row = activated.pointer + t * channels
+        for head in 0..<nk {
+          let q = row + head * dk
+          Elementwise.l2Normalize(q, count: dk)
+          for i in 0..<dk { q[i] *= queryScale }
+          Elementwise.l2Normalize(row + nk * dk + head * dk, count: dk)
+        }
       }
     }
 
@@ -69,11 +69,13 @@ struct GatedDeltaNet {
 
     // Gated RMSNorm per head: norm(o)·w·silu(z).
     weights.normWeight.withUnsafeBufferPointer { w in
-      for item in 0..<(tokens * nv) {
-        let o = core.pointer + item * dv
-        Elementwise.rmsNorm(o, count: dv, scale: w.baseAddress!, epsilon: config.rmsNormEpsilon)
-        let gate = z.pointer + item * dv
-        Elementwise.siluMultiply(gate, o, into: o, count: dv)
+      pool.parallelFor(tokens * nv, minimumPerThread: GatedAttention.tokensPerPart * nv) { range in
+        for item in range {
+          let o = core.pointer + item * dv
+          Elementwise.rmsNorm(o, count: dv, scale: w.baseAddress!, epsilon: config.rmsNormEpsilon)
+          let gate = z.pointer + item * dv
+          Elementwise.siluMultiply(gate, o, into: o, count: dv)
+        }
       }
     }
     MatMul.linear(core.pointer, tokens: tokens, weight: weights.outProj, into: output, pool: pool)

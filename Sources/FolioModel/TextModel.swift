@@ -99,7 +99,7 @@ public final class TextModel: Sendable {
     let mixed = FloatBuffer(count: count * h)
     let table = rotary.table(for: positions)
     for (i, layer) in weights.layers.enumerated() {
-      copyNormed(hidden, into: normed, count: count, scale: layer.inputNormScale)
+      copyNormed(hidden, into: normed, count: count, scale: layer.inputNormScale, pool: pool)
       // The layer's state is taken out of the array (leaving an empty one) so its buffers are uniquely referenced
       // and updated in place: a second reference would copy the recurrent state or the whole KV cache per token.
       var layerState = DecoderState.Layer.linear(conv: [], recurrent: [])
@@ -121,15 +121,15 @@ public final class TextModel: Sendable {
           pool: pool)
         state.layers[i] = .full(keys: keys, values: values)
       }
-      add(mixed, into: hidden, count: count * h)
-      copyNormed(hidden, into: normed, count: count, scale: layer.postAttentionNormScale)
+      add(mixed, into: hidden, rows: count, pool: pool)
+      copyNormed(hidden, into: normed, count: count, scale: layer.postAttentionNormScale, pool: pool)
       switch layer.feedForward {
       case .dense(let w):
         FeedForward.dense(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
       case .sparse(let w):
         FeedForward.sparse(w, normed.pointer, tokens: count, hidden: h, output: mixed.pointer, pool: pool)
       }
-      add(mixed, into: hidden, count: count * h)
+      add(mixed, into: hidden, rows: count, pool: pool)
     }
     state.tokenCount += count
     let last = hidden.pointer + (count - 1) * h
@@ -143,19 +143,28 @@ public final class TextModel: Sendable {
     return logits
   }
 
-  private func copyNormed(_ source: FloatBuffer, into destination: FloatBuffer, count: Int, scale: [Float]) {
+  /// Row by row (tokens split across the pool): `destination = rmsNorm(source) · scale`.
+  private func copyNormed(
+    _ source: FloatBuffer, into destination: FloatBuffer, count: Int, scale: [Float], pool: ComputePool
+  ) {
     let h = config.hiddenSize
-    destination.pointer.update(from: source.pointer, count: count * h)
     scale.withUnsafeBufferPointer { s in
-      for t in 0..<count {
-        Elementwise.rmsNorm(
-          destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
+      pool.parallelFor(count, minimumPerThread: GatedAttention.tokensPerPart) { range in
+        for t in range {
+          (destination.pointer + t * h).update(from: source.pointer + t * h, count: h)
+          Elementwise.rmsNorm(
+            destination.pointer + t * h, count: h, scale: s.baseAddress!, epsilon: config.rmsNormEpsilon)
+        }
       }
     }
   }
 
-  private func add(_ source: FloatBuffer, into destination: FloatBuffer, count: Int) {
-    for i in 0..<count { destination.pointer[i] += source.pointer[i] }
+  /// The residual connection, `destination += source` over `rows` rows.
+  private func add(_ source: FloatBuffer, into destination: FloatBuffer, rows: Int, pool: ComputePool) {
+    let h = config.hiddenSize
+    pool.parallelFor(rows, minimumPerThread: GatedAttention.tokensPerPart) { range in
+      for i in (range.lowerBound * h)..<(range.upperBound * h) { destination.pointer[i] += source.pointer[i] }
+    }
   }
 }
 
