@@ -32,7 +32,8 @@ extension LanguageModel {
   /// makes for every job step. `shouldContinue` is polled between tokens (timeouts, shutdown); returning false
   /// ends generation with `.cancelled`. Reasoning (`<think>…</think>`) is removed from the returned text.
   /// `images` fill the messages' image parts in order (decoded with `limits`). The state after the images is kept
-  /// in `prefixCache`, so the next question about the same images starts there.
+  /// in `prefixCache`, so the next question about the same images starts there. Text parts are text: control tokens
+  /// spelled inside them (a document about tokenizers, an earlier answer) are neutralized, not obeyed.
   public func respond(
     to messages: [ChatMessage], images: [URL] = [], limits: ImageLimits = .default,
     options: ResponseOptions = .init(), pool: ComputePool, shouldContinue: @escaping () -> Bool = { true }
@@ -43,8 +44,16 @@ extension LanguageModel {
         .invalidArgument, "the messages have \(placeholders) image parts but \(images.count) images were given.")
     }
     let prepared = try images.map { try prepareImage(file: $0, limits: limits) }
+    let literal = messages.map { message in
+      var message = message
+      message.parts = message.parts.map { part in
+        if case .text(let text) = part { .text(tokenizer.neutralizingAddedTokens(in: text)) } else { part }
+      }
+      message.reasoning = message.reasoning.map { tokenizer.neutralizingAddedTokens(in: $0) }
+      return message
+    }
     let prompt = try expandImagePlaceholders(
-      encodeChat(messages, enableThinking: options.enableThinking), images: prepared)
+      encodeChat(literal, enableThinking: options.enableThinking), images: prepared)
     var state = checkpoint.textModel.makeState()
     var remaining = prompt
     var prefillSeconds = 0.0

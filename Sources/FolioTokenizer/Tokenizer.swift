@@ -23,6 +23,8 @@ public final class Tokenizer: Sendable {
   private let normalizedAddedTokens: AddedTokenMatcher
   private let vocabulary: Vocabulary
   private let wordCache = Mutex(WordCache())
+  /// Every added token's spelling, longest first (see `neutralizingAddedTokens(in:)`).
+  private let addedTokenSpellings: [String]
 
   /// The number of ids: the largest id in the vocabulary or the added tokens, plus one.
   public var vocabularySize: Int { vocabulary.count }
@@ -90,6 +92,8 @@ public final class Tokenizer: Sendable {
     self.splitPatterns = definition.splitPatterns
     self.addsPrefixSpace = definition.addsPrefixSpace
     self.byteLevelStep = definition.byteLevelStep
+    self.addedTokenSpellings = Set(definition.addedTokens.map(\.content)).filter { !$0.isEmpty }
+      .sorted { $0.utf8.count != $1.utf8.count ? $0.utf8.count > $1.utf8.count : $0 < $1 }
     self.rawAddedTokens = AddedTokenMatcher(Self.uniqueByContent(definition.addedTokens.filter { !$0.normalized }))
     self.normalizedAddedTokens = AddedTokenMatcher(
       Self.uniqueByContent(
@@ -109,6 +113,19 @@ public final class Tokenizer: Sendable {
   }
 
   // MARK: - Encoding
+
+  /// `text` with every added token's spelling (`<|im_end|>`, `<|image_pad|>`, `<think>`, …) broken by a zero-width
+  /// space after its first character. Text from a document or from an earlier answer placed inside a chat prompt
+  /// is then read as the text it is: it cannot end a turn, open reasoning or ask for an image that was never given.
+  public func neutralizingAddedTokens(in text: String) -> String {
+    var result = text
+    for spelling in addedTokenSpellings where result.contains(spelling) {
+      let breakAt = spelling.index(after: spelling.startIndex)
+      result = result.replacingOccurrences(
+        of: spelling, with: spelling[..<breakAt] + "\u{200B}" + spelling[breakAt...])
+    }
+    return result
+  }
 
   /// Encodes `text` into token ids.
   ///

@@ -72,8 +72,11 @@ struct ProcessTests {
   }
 
   /// Enough paragraphs (one request each) that the job is still running when the test strikes.
-  /// (400 × 48 tokens: seconds of work even on a fast machine, so a starved polling task still strikes mid-job.)
-  static let paragraphCount = 400
+  /// (1200 × 48 tokens: tens of seconds of work even on a fast machine, so a polling task starved by the other
+  /// suites running beside it — seconds at a time on 2 cores — still strikes mid-job; 400 were all done first once
+  /// the engine got faster. Their translations also feed each other as context: the random model's answers spell
+  /// control tokens such as `<|image_pad|>`, which must stay text.)
+  static let paragraphCount = 1200
 
   /// A text of `count` short paragraphs: each is one segment, one translation request.
   static func paragraphs(_ count: Int) -> String {
@@ -112,7 +115,7 @@ struct ProcessTests {
     #expect(status == 0, "\(second.stderr)")
     #expect(second.stderr.contains("requeued the jobs of a stopped Folio process"))
     let job = try #require(try await store.job(id: 1))
-    #expect(job.status == .succeeded)
+    #expect(job.status == .succeeded, "\(job.errorCode ?? ""): \(job.errorMessage ?? "")")
     #expect(job.attempts == 2)
     let results = try await store.results(matching: ResultFilter(latestOnly: false))
     #expect(results.count == 1, "exactly one result")
