@@ -14,7 +14,8 @@ struct ModelOptions: ParsableArguments {
 
   @Option(
     name: .long,
-    help: "How quantized layers multiply: int8 (int8 dot products; the default where the CPU has AVX-512 VNNI) or float (as MLX does).")
+    help:
+      "How layers multiply: int8 (quantized layers with int8 dot products; the default where the CPU has them), float (exact fp32, as MLX and transformers do), or bf16 (as int8, plus bf16 dot products for a bf16 model's prompts and vision tower where the CPU has AVX512_BF16).")
   var activations: ActivationsChoice?
 
   func validate() throws {
@@ -29,6 +30,7 @@ struct ModelOptions: ParsableArguments {
     switch activations {
     case .int8: .int8
     case .float: .float32
+    case .bf16: .bfloat16
     case nil: .fastest
     }
   }
@@ -38,6 +40,7 @@ struct ModelOptions: ParsableArguments {
 enum ActivationsChoice: String, ExpressibleByArgument, CaseIterable {
   case int8
   case float
+  case bf16
 }
 
 /// Sampling and length options shared by commands that generate text.

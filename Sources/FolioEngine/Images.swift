@@ -60,7 +60,7 @@ public final class VisionComponents: Sendable {
     return VisionComponents(preprocessor: VisionPreprocessor(configuration: settings)) {
       try VisionEncoder(
         store: checkpoint.store, config: config, quantization: checkpoint.config.quantization,
-        int8Linears: checkpoint.int8Activations)
+        int8Linears: checkpoint.int8Activations, bf16Linears: checkpoint.bf16Activations)
     }
   }
 }

@@ -220,9 +220,20 @@ public enum QuantizedActivations: Sendable, Equatable {
   case int8
   /// Weights dequantized in registers and multiplied with fp32 activations, as MLX's runtime does.
   case float32
+  /// `.int8` for quantized layers (where the CPU has int8 dot products), and a bf16 checkpoint's prompts (from 8
+  /// tokens) and vision linear layers multiplied with activations rounded to bf16 (AVX512_BF16 dot products, twice
+  /// the fp32 rate), as transformers computes a bf16 model; decode stays fp32 (it is bound by memory, not arithmetic).
+  case bfloat16
 
-  /// `.int8` on CPUs with int8 dot products (AVX-512 VNNI), else `.float32`.
+  /// `.int8` on CPUs with int8 dot products (AVX-512 VNNI), else `.float32`. Never `.bfloat16`: unquantized weights
+  /// keep fp32 arithmetic, which matches the reference implementation, unless asked otherwise.
   public static var fastest: QuantizedActivations { folio_has_int8_dot() != 0 ? .int8 : .float32 }
+
+  /// Whether quantized layers are repacked for int8 dot products.
+  public var int8Quantized: Bool { self == .int8 || (self == .bfloat16 && folio_has_int8_dot() != 0) }
+
+  /// Whether bf16 weights multiply prompts with bf16 activations (only where the CPU has bf16 dot products).
+  public var bf16Prompts: Bool { self == .bfloat16 && folio_has_bf16_dot() != 0 }
 }
 
 extension WeightMatrix {

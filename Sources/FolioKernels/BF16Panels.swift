@@ -6,19 +6,23 @@ import CFolioKernels
 public final class BF16Panels: @unchecked Sendable {
   public let rows: Int
   public let columns: Int
+  /// Whether prompts (several tokens at once) multiply with activations rounded to bf16 (`folio_linear_bf16_dot_on`)
+  /// rather than widening the panels to fp32.
+  public let bf16Activations: Bool
   let pointer: UnsafeMutablePointer<UInt16>
   private let bytes: Int
 
   /// Packs the row-major bf16 matrix at `source` (on every core), handing each slice of source rows to
   /// `releaseSource` (start, byte count) once it is copied; `nil` when no memory is left for the copy.
   public init?(
-    source: UnsafeRawPointer, rows: Int, columns: Int,
+    source: UnsafeRawPointer, rows: Int, columns: Int, bf16Activations: Bool = false,
     releaseSource: ((UnsafeRawPointer, Int) -> Void)? = nil
   ) {
     bytes = folio_bf16_panel_bytes(rows, columns)
     guard rows > 0, columns > 0, let mapped = folio_allocate_weights(bytes) else { return nil }
     self.rows = rows
     self.columns = columns
+    self.bf16Activations = bf16Activations
     pointer = mapped.assumingMemoryBound(to: UInt16.self)
     let blocks = (rows + 15) / 16
     let sliceBlocks = 256

@@ -91,6 +91,22 @@ public enum MatMul {
     let (rows, columns) = (panels.rows, panels.columns)
     let blocks = (rows + 15) / 16
     let weights = UncheckedSendable(panels.pointer)
+    if tokens >= panelTokenLimit, panels.bf16Activations {
+      // Activations rounded to bf16 once (tokens split across the pool), then bf16 dot products per block.
+      let width = folio_even_odd_floats(columns)
+      let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: tokens * width)
+      defer { rounded.deallocate() }
+      let (xs, bf) = (UncheckedSendable(x), UncheckedSendable(rounded))
+      pool.parallelFor(tokens, minimumPerThread: 16) { range in
+        folio_bf16_round_rows(
+          xs.value + range.lowerBound * columns, range.count, columns, bf.value + range.lowerBound * width)
+      }
+      pool.parallelFor(blocks, minimumPerThread: 2) { range in
+        folio_linear_bf16_dot_on(
+          path, bf.value, tokens, weights.value, rows, columns, range.lowerBound, range.upperBound, ys.value, rows)
+      }
+      return
+    }
     if tokens < panelTokenLimit {
       let width = folio_even_odd_floats(columns)
       let split = UnsafeMutablePointer<Float>.allocate(capacity: tokens * width)

@@ -67,13 +67,32 @@ public struct WeightMatrix: @unchecked Sendable {
   }
 
   /// A bf16 matrix repacked into row panels (`self` for other types, quantized matrices, or when memory for the
-  /// copy cannot be had); `releaseSource` gets each slice of the row-major source once it is copied.
-  public func packedIntoPanels(releaseSource: ((UnsafeRawPointer, Int) -> Void)? = nil) -> WeightMatrix {
+  /// copy cannot be had); `releaseSource` gets each slice of the row-major source once it is copied. With
+  /// `bf16Activations`, prompts multiply the panels with activations rounded to bf16 (see `BF16Panels`).
+  public func packedIntoPanels(
+    bf16Activations: Bool = false, releaseSource: ((UnsafeRawPointer, Int) -> Void)? = nil
+  ) -> WeightMatrix {
     guard elementType == .bfloat16, quantization == nil, panels == nil,
-      let packed = BF16Panels(source: base, rows: rows, columns: columns, releaseSource: releaseSource)
+      let packed = BF16Panels(
+        source: base, rows: rows, columns: columns, bf16Activations: bf16Activations, releaseSource: releaseSource)
     else { return self }
     return WeightMatrix(
       base: base, rows: rows, columns: columns, elementType: elementType, owner: owner, panels: packed)
+  }
+
+  /// fp32 `values` (`[rows, columns]`) rounded to bf16 and packed into row panels that prompts multiply with
+  /// activations rounded to bf16 (e.g. one attention head's keys); `nil` when memory for the panels cannot be had.
+  public static func bf16Panels(rounding values: UnsafePointer<Float>, rows: Int, columns: Int) -> WeightMatrix? {
+    let count = rows * columns
+    let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: Int(folio_even_odd_floats(count)))
+    defer { rounded.deallocate() }
+    folio_bf16_round_rows(values, 1, count, rounded)
+    guard let panels = BF16Panels(source: rounded, rows: rows, columns: columns, bf16Activations: true) else {
+      return nil
+    }
+    return WeightMatrix(
+      base: UnsafeRawPointer(panels.pointer), rows: rows, columns: columns, elementType: .bfloat16, owner: panels,
+      panels: panels)
   }
 
   /// A matrix that owns a copy of `values` as fp32 (used for tests and for weights built at load).

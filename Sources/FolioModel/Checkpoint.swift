@@ -14,6 +14,9 @@ public final class Checkpoint: Sendable {
   /// Whether the decoder's linear layers are quantized (at load or in an MLX folder) and multiply with int8
   /// activations; the vision tower follows the same choice (`VisionEncoder`'s `int8Linears`).
   public let int8Activations: Bool
+  /// Whether bf16 weights multiply prompts with activations rounded to bf16 (`QuantizedActivations.bfloat16` on a
+  /// CPU with bf16 dot products); the vision tower's bf16 linear layers follow (`VisionEncoder`'s `bf16Linears`).
+  public let bf16Activations: Bool
 
   /// Loads the checkpoint in `folder` (already resolved by `ModelLocator`); `quantizeBits` (4, 6 or 8) quantizes the
   /// decoder's linear layers at load; `activations` picks how quantized layers multiply (see `QuantizedActivations`).
@@ -25,7 +28,8 @@ public final class Checkpoint: Sendable {
     config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
     generationDefaults = try GenerationDefaults.load(from: folder.appendingPathComponent("generation_config.json"))
     store = try TensorStore(folder: folder)
-    int8Activations = activations == .int8 && (quantizeBits != nil || config.quantization != nil)
+    int8Activations = activations.int8Quantized && (quantizeBits != nil || config.quantization != nil)
+    bf16Activations = activations.bf16Prompts
     textModel = try TextModel(
       store: store, config: config.text, quantization: config.quantization, quantizeBits: quantizeBits,
       activations: activations)

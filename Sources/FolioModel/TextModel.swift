@@ -24,11 +24,11 @@ public final class TextModel: Sendable {
     activations: QuantizedActivations = .fastest
   ) throws {
     var weights = try TextWeights.load(
-      from: store, config: config, quantization: quantization, interleave: activations == .int8)
+      from: store, config: config, quantization: quantization, interleave: activations.int8Quantized)
     if let bits = quantizeBits {
-      weights = weights.quantized(bits: bits, interleave: activations == .int8)
+      weights = weights.quantized(bits: bits, interleave: activations.int8Quantized)
     } else {
-      weights = weights.panelPacked()
+      weights = weights.panelPacked(bf16Activations: activations.bf16Prompts)
     }
     self.init(config: config, weights: weights)
   }

@@ -87,23 +87,31 @@ public final class VisionEncoder: Sendable {
   /// Attention products with int8 dot products too, as the linear layers (`HeadAttention`; head sizes that are not a
   /// multiple of 32 stay fp32 there).
   let int8Attention: Bool
+  /// Attention products with bf16 dot products, as the bf16 linear layers (`bf16Linears`).
+  let bf16Attention: Bool
 
   /// Loads the vision tower from `store` (HF `model.visual.` or MLX `vision_tower.` names).
   /// `quantization` is an MLX folder's settings (its vision layers may be quantized too). `int8Linears` quantizes
   /// the blocks' and merger's linear layers to 8 bits at load and multiplies them with int8 activations (VNNI dot
-  /// products, about 4× the fp32 rate); the patch embedding stays as stored.
+  /// products, about 4× the fp32 rate); the patch embedding stays as stored. `bf16Linears` (without `int8Linears`)
+  /// repacks bf16 linear layers into row panels multiplied with activations rounded to bf16 (twice the fp32 rate).
   public init(
     store: TensorStore, config c: VisionConfiguration, quantization: QuantizationSettings? = nil,
-    int8Linears: Bool = false
+    int8Linears: Bool = false, bf16Linears: Bool = false
   ) throws {
     self.config = c
     int8Attention = int8Linears
+    bf16Attention = bf16Linears && !int8Linears
     let prefix = store["vision_tower.patch_embed.proj.weight"] != nil ? "vision_tower." : "model.visual."
     let r = WeightReader(store: store, prefix: prefix, quantization: quantization)
     let h = c.hiddenSize
     func affine(_ name: String, _ rows: Int, _ columns: Int) throws -> AffineWeights {
       var weight = try r.matrix(name + ".weight", rows, columns)
-      if int8Linears { weight = weight.quantizedAtLoad(bits: 8, interleave: true) }
+      if int8Linears {
+        weight = weight.quantizedAtLoad(bits: 8, interleave: true)
+      } else if bf16Linears {
+        weight = weight.packedAtLoad(bf16Activations: true)
+      }
       return AffineWeights(weight: weight, bias: try r.vector(name + ".bias", rows))
     }
     func layerNorm(_ name: String) throws -> LayerNormWeights {
@@ -312,7 +320,8 @@ public final class VisionEncoder: Sendable {
           (keys.pointer + j * d).update(from: row + h + head * d, count: d)
           for c in 0..<d { valuesT.pointer[c * n + j] = row[2 * h + head * d + c] }
         }
-        let products = HeadAttention(keys: keys, valuesT: valuesT, count: n, headDimension: d, int8: int8Attention)
+        let products = HeadAttention(
+          keys: keys, valuesT: valuesT, count: n, headDimension: d, int8: int8Attention, bf16: bf16Attention)
         var start = 0
         while start < n {
           let count = min(queryBlock, n - start)
@@ -345,12 +354,20 @@ struct HeadAttention {
   /// Key counts rounded up to whole groups of 64 for the int8 value product.
   static func padded(_ n: Int) -> Int { (n + 63) / 64 * 64 }
 
-  /// K `[count, headDimension]` and Vᵀ `[headDimension, count]` of one head (contiguous, fp32).
-  init(keys: FloatBuffer, valuesT: FloatBuffer, count n: Int, headDimension d: Int, int8: Bool) {
+  /// K `[count, headDimension]` and Vᵀ `[headDimension, count]` of one head (contiguous, fp32). With `bf16` (and
+  /// not `int8`), K and Vᵀ are rounded to bf16 and the products run as bf16 dot products (queries and probabilities
+  /// rounded to bf16), twice the fp32 rate.
+  init(keys: FloatBuffer, valuesT: FloatBuffer, count n: Int, headDimension d: Int, int8: Bool, bf16: Bool = false) {
     count = n
     let k = WeightMatrix(base: UnsafeRawPointer(keys.pointer), rows: n, columns: d, elementType: .float32, owner: keys)
     let v = WeightMatrix(
       base: UnsafeRawPointer(valuesT.pointer), rows: d, columns: n, elementType: .float32, owner: valuesT)
+    if bf16, !int8, let kb = WeightMatrix.bf16Panels(rounding: keys.pointer, rows: n, columns: d),
+      let vb = WeightMatrix.bf16Panels(rounding: valuesT.pointer, rows: d, columns: n)
+    {
+      (self.keys, self.valuesT) = (kb, vb)
+      return
+    }
     guard int8, d % 32 == 0 else {
       (self.keys, self.valuesT) = (k, v)
       return

@@ -362,16 +362,18 @@ extension WeightMatrix {
 extension WeightMatrix {
   /// A bf16 matrix repacked into row panels for decode, the memory-mapped source's pages handed back slice by slice
   /// as they are copied (so the model is not held twice).
-  func packedAtLoad() -> WeightMatrix {
-    guard let file = owner as? MappedFile else { return packedIntoPanels() }
-    return packedIntoPanels { start, count in file.discard(start, count: count) }
+  /// With `bf16Activations`, prompts multiply it with activations rounded to bf16.
+  func packedAtLoad(bf16Activations: Bool = false) -> WeightMatrix {
+    guard let file = owner as? MappedFile else { return packedIntoPanels(bf16Activations: bf16Activations) }
+    return packedIntoPanels(bf16Activations: bf16Activations) { start, count in file.discard(start, count: count) }
   }
 }
 
 extension TextWeights {
   /// Every bf16 linear layer and the embedding repacked into row panels (see `BF16Panels`); other types stay.
-  func panelPacked() -> TextWeights {
-    mappingQuantizable { $0.packedAtLoad() }
+  /// With `bf16Activations`, prompts multiply them with activations rounded to bf16.
+  func panelPacked(bf16Activations: Bool = false) -> TextWeights {
+    mappingQuantizable { $0.packedAtLoad(bf16Activations: bf16Activations) }
   }
 
   /// Every linear layer and the embedding quantized to `bits` (MLX affine, groups of 64 columns), as mlx-lm

@@ -159,6 +159,22 @@ extension CLITests {
     #expect((object["prompt_tokens"] as? Int ?? 0) > 40, "the image's tokens are part of the prompt")
   }
 
+  /// `--activations bf16` runs a bf16 checkpoint (tiny-gqa) through prompts and the vision tower; an unknown value
+  /// is a usage error that lists the choices.
+  @Test func activationsChoice() throws {
+    let gqa = Self.root.appendingPathComponent("Tests/Fixtures/models/tiny-gqa").path
+    let result = try Self.run([
+      "bench", "--model", gqa, "--activations", "bf16", "--prompt-tokens", "40", "--gen-tokens", "2", "--image",
+      "64x48", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    #expect(object["generated_tokens"] as? Int == 2)
+    let wrong = try Self.run(["bench", "--model", gqa, "--activations", "bf8"])
+    #expect(wrong.status == 64)
+    #expect(wrong.stderr.contains("bf16") && wrong.stderr.contains("int8"), "\(wrong.stderr)")
+  }
+
   @Test func generateWithImagesReportsThem() throws {
     let image = Self.root.appendingPathComponent("Tests/Fixtures/images/jpeg_baseline420_21x13.jpg").path
     let result = try Self.run([

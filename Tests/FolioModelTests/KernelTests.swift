@@ -57,9 +57,35 @@ struct KernelTests {
     }
   }
 
+  /// Panels packed for bf16 activations: prompts (8 tokens and more) multiply the activations rounded to bf16 to
+  /// nearest even (AVX512_BF16 dot products where the CPU has them, else the same arithmetic in portable C), so they
+  /// equal `Σ bf16(input)·widened` in double within fp32 summation — and not the unrounded product, which the bound
+  /// would reject; fewer tokens keep the fp32 decode kernel.
+  @Test func bf16DotProductsMatchRoundedReference() throws {
+    var generator = SystemRandomNumberGenerator()
+    let shapes = [(8, 16, 32), (9, 33, 130), (13, 70, 96), (70, 17, 64), (3, 33, 130), (65, 40, 1024)]
+    for (tokens, rows, columns) in shapes {
+      let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let input = (0..<(tokens * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+      let raw = Self.bits(weights, as: .bfloat16)
+      try raw.withUnsafeBytes { buffer in
+        let rowMajor = WeightMatrix(
+          base: buffer.baseAddress!, rows: rows, columns: columns, elementType: .bfloat16, owner: nil)
+        let packed = rowMajor.packedIntoPanels(bf16Activations: true)
+        let panels = try #require(packed.panels)
+        #expect(panels.bf16Activations)
+        let rounded = input.map { Convert.float(fromBFloat16: Convert.bfloat16(from: $0)) }
+        Self.expectEveryPathMatches(
+          packed, input: tokens >= 8 ? rounded : input, tokens: tokens, widened: rowMajor.toFloatArray(),
+          label: "bf16 dot", actualInput: input)
+      }
+    }
+  }
+
   /// Runs `matrix` on every SIMD path and compares with `Σ input·widened` in double precision.
+  /// `actualInput` (default `input`) is what the kernels are given, when the reference takes a rounded copy.
   static func expectEveryPathMatches(
-    _ matrix: WeightMatrix, input: [Float], tokens: Int, widened: [Float], label: String
+    _ matrix: WeightMatrix, input: [Float], tokens: Int, widened: [Float], label: String, actualInput: [Float]? = nil
   ) {
     let (rows, columns) = (matrix.rows, matrix.columns)
     var expected = [Double](repeating: 0, count: tokens * rows)
@@ -72,7 +98,7 @@ struct KernelTests {
     }
     for path in KernelPath.allCases {
       var output = [Float](repeating: .nan, count: tokens * rows)
-      input.withUnsafeBufferPointer { x in
+      (actualInput ?? input).withUnsafeBufferPointer { x in
         output.withUnsafeMutableBufferPointer { y in
           MatMul.linear(
             x.baseAddress!, tokens: tokens, weight: matrix, into: y.baseAddress!, pool: ComputePool(threadCount: 2),

@@ -156,3 +156,14 @@ void folio_split_even_odd(const float *x, size_t tokens, size_t cols, float *out
 /// folio_split_even_odd; on `path` (or the best this CPU has when it lacks `path`).
 void folio_linear_bf16_panels_on(int path, const float *xeo, size_t tokens, const uint16_t *panels, size_t rows,
                                  size_t cols, size_t block_begin, size_t block_end, float *y, size_t ldy);
+
+/// Whether this CPU has bf16 dot products (AVX512_BF16), which folio_linear_bf16_dot_on's fast path uses.
+int folio_has_bf16_dot(void);
+/// Each token's activations rounded to bf16 (to nearest even) as `folio_even_odd_floats(cols)` values per token in
+/// column order, zero-padded: the activations folio_linear_bf16_dot_on takes.
+void folio_bf16_round_rows(const float *x, size_t tokens, size_t cols, uint16_t *out);
+/// y[t·ldy + r] = Σ_i x[t, i]·w[r, i] for the rows in blocks [block_begin, block_end) of bf16 panels, with `xbf` from
+/// folio_bf16_round_rows: products of bf16 values (exact in fp32), accumulated in fp32. `path` FOLIO_PATH_AVX512
+/// takes the AVX512_BF16 kernel when the CPU has it, any other the portable one.
+void folio_linear_bf16_dot_on(int path, const uint16_t *xbf, size_t tokens, const uint16_t *panels, size_t rows,
+                              size_t cols, size_t block_begin, size_t block_end, float *y, size_t ldy);
