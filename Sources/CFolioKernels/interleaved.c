@@ -344,11 +344,115 @@ VNNI_TARGET static void int8_vnni(const folio_int8_activations *x, size_t tokens
 }
 #endif
 
-int folio_has_int8_dot(void) {
+// ---------------------------------------------------------------------------------------------------------------
+// AVX2 path (x86-64 without AVX-512 VNNI: most laptops)
+// ---------------------------------------------------------------------------------------------------------------
+
 #if FOLIO_X86
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+
+static int has_vnni(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vnni");
+}
+
+// Per row of eight, Σ c·a over four columns: `vpmaddubsw` multiplies the unsigned codes by the signed activations
+// and adds neighbours into int16 (|c0·a0 + c1·a1| ≤ 2·15·127, so 4-bit codes never saturate), `vpmaddwd` adds the
+// two int16 halves of each row into int32.
+AVX2_TARGET __attribute__((always_inline)) static inline __m256i dot4_avx2(__m256i codes, __m256i activations) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, activations), _mm256_set1_epi16(1));
+}
+
+// One 16-row block (two halves of eight rows: bytes 0-31 and 32-63 of each step) times NT tokens. 8-bit codes are
+// split into nibbles (c = 16·high + low) so that no int16 sum can saturate.
+AVX2_TARGET __attribute__((always_inline)) static inline void block_avx2(const folio_int8_activations *x,
+                                                                         const folio_interleaved_weights *w, size_t b,
+                                                                         size_t t0, float *y, size_t ldy,
+                                                                         const int NT) {
+  const int bits = w->bits;
+  const size_t gs = w->group_size, cols = w->cols, groups = cols / gs;
+  const __m256i low_mask = _mm256_set1_epi8(0x0F);
+  __m256 acc[2][4];
+  for (int h = 0; h < 2; h++)
+    for (int t = 0; t < NT; t++) acc[h][t] = _mm256_setzero_ps();
+  const uint8_t *c = w->codes + b * groups * group_stride(bits, gs);
+  for (size_t g = 0; g < groups; g++) {
+    __m256i dot[2][4];
+    for (int h = 0; h < 2; h++)
+      for (int t = 0; t < NT; t++) dot[h][t] = _mm256_setzero_si256();
+    const int8_t *xg = x->q + t0 * cols + g * gs;
+    for (size_t k = 0; k < gs; k += step_columns(bits), c += STEP_BYTES) {
+      for (int h = 0; h < 2; h++) {
+        __m256i packed = _mm256_loadu_si256((const __m256i *)(c + 32 * h));
+        __m256i lo = _mm256_and_si256(packed, low_mask);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+        for (int t = 0; t < NT; t++) {
+          const int8_t *xt = xg + t * cols + k;
+          if (bits == 4) {
+            dot[h][t] = _mm256_add_epi32(dot[h][t], dot4_avx2(lo, _mm256_set1_epi32(load4(xt))));
+            dot[h][t] = _mm256_add_epi32(dot[h][t], dot4_avx2(hi, _mm256_set1_epi32(load4(xt + 4))));
+          } else {
+            __m256i a = _mm256_set1_epi32(load4(xt));
+            dot[h][t] = _mm256_add_epi32(dot[h][t], dot4_avx2(lo, a));
+            dot[h][t] = _mm256_add_epi32(dot[h][t], _mm256_slli_epi32(dot4_avx2(hi, a), 4));
+          }
+        }
+      }
+    }
+    // The group's 16 bf16 scales, then its 16 bf16 biases.
+    for (int h = 0; h < 2; h++) {
+      __m256 scale = _mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(c + 16 * h))), 16));
+      __m256 bias = _mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(c + 32 + 16 * h))), 16));
+      for (int t = 0; t < NT; t++) {
+        size_t at = (t0 + t) * groups + g;
+        __m256 scaled = _mm256_mul_ps(scale, _mm256_set1_ps(x->scales[at]));
+        acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h][t]), scaled, acc[h][t]);
+        acc[h][t] = _mm256_fmadd_ps(bias, _mm256_set1_ps(x->sums[at]), acc[h][t]);
+      }
+    }
+    c += 2 * BLOCK_ROWS * sizeof(uint16_t);
+  }
+  size_t valid = w->rows - b * BLOCK_ROWS;
+  for (int t = 0; t < NT; t++) {
+    float *out = y + (t0 + t) * ldy + b * BLOCK_ROWS;
+    for (int h = 0; h < 2; h++) {
+      if (valid >= (size_t)(8 * h + 8)) {
+        _mm256_storeu_ps(out + 8 * h, acc[h][t]);
+      } else {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, acc[h][t]);
+        for (size_t i = 8 * (size_t)h; i < valid && i < (size_t)(8 * h + 8); i++) out[i] = lanes[i - 8 * (size_t)h];
+      }
+    }
+  }
+}
+
+AVX2_TARGET static void int8_avx2(const folio_int8_activations *x, size_t tokens, const folio_interleaved_weights *w,
+                                  size_t block_begin, size_t block_end, float *y, size_t ldy) {
+  for (size_t c0 = 0; c0 < tokens; c0 += TOKEN_CHUNK) {
+    size_t c1 = c0 + TOKEN_CHUNK < tokens ? c0 + TOKEN_CHUNK : tokens;
+    for (size_t b = block_begin; b < block_end; b++) {
+      size_t t = c0;
+      for (; t + 4 <= c1; t += 4) block_avx2(x, w, b, t, y, ldy, 4);
+      switch (c1 - t) {
+        case 1: block_avx2(x, w, b, t, y, ldy, 1); break;
+        case 2: block_avx2(x, w, b, t, y, ldy, 2); break;
+        case 3: block_avx2(x, w, b, t, y, ldy, 3); break;
+        default: break;
+      }
+    }
+  }
+}
+#endif
+
+int folio_has_int8_dot(void) {
+#if FOLIO_X86
+  // VNNI or the AVX2 kernel's vpmaddubsw (every AVX-512 CPU has AVX2), unless a portable path is forced.
+  int path = folio_kernel_path();
+  return path == FOLIO_PATH_AVX2 || path == FOLIO_PATH_AVX512;
 #elif defined(__aarch64__)
   return folio_neon_has_dot_product();
 #else
@@ -360,8 +464,13 @@ void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t toke
                           const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
                           size_t ldy) {
 #if FOLIO_X86
-  if (path == FOLIO_PATH_AVX512 && folio_has_int8_dot() && w->group_size % 8 == 0) {
+  int supported = folio_supported_path(path);
+  if (supported == FOLIO_PATH_AVX512 && has_vnni() && w->group_size % 8 == 0) {
     int8_vnni(x, tokens, w, block_begin, block_end, y, ldy);
+    return;
+  }
+  if ((supported == FOLIO_PATH_AVX512 || supported == FOLIO_PATH_AVX2) && w->group_size % 8 == 0) {
+    int8_avx2(x, tokens, w, block_begin, block_end, y, ldy);
     return;
   }
 #endif

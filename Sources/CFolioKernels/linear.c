@@ -8,6 +8,7 @@
 #include "neon.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -283,7 +284,7 @@ __attribute__((target("avx2,fma,f16c"))) static void linear_avx2(const float *x,
 // Dispatch
 // ---------------------------------------------------------------------------------------------------------------
 
-static int detected_path(void) {
+static int best_path(void) {
 #if FOLIO_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return FOLIO_PATH_AVX512;
@@ -292,6 +293,19 @@ static int detected_path(void) {
   return FOLIO_PATH_NEON;  // NEON (Advanced SIMD) is baseline on arm64
 #endif
   return FOLIO_PATH_PORTABLE;
+}
+
+// The best path, or a lesser one this CPU also has named by FOLIO_KERNEL_PATH (portable, avx2, avx512, neon): to
+// measure or diagnose the code a smaller CPU would run. Unknown or unavailable names are ignored.
+static int detected_path(void) {
+  int best = best_path();
+  const char *forced = getenv("FOLIO_KERNEL_PATH");
+  if (!forced) return best;
+  if (strcmp(forced, "portable") == 0) return FOLIO_PATH_PORTABLE;
+  if (strcmp(forced, "avx2") == 0 && (best == FOLIO_PATH_AVX2 || best == FOLIO_PATH_AVX512)) return FOLIO_PATH_AVX2;
+  if (strcmp(forced, "avx512") == 0 && best == FOLIO_PATH_AVX512) return FOLIO_PATH_AVX512;
+  if (strcmp(forced, "neon") == 0 && best == FOLIO_PATH_NEON) return FOLIO_PATH_NEON;
+  return best;
 }
 
 static int selected_path = -1;

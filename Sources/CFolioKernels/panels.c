@@ -219,7 +219,7 @@ enum { BF16_TOKEN_TILE = 64, BF16_ROWS = 4, BF16_TOKENS = 4 };
 int folio_has_bf16_dot(void) {
 #if FOLIO_X86
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  return folio_kernel_path() == FOLIO_PATH_AVX512 && __builtin_cpu_supports("avx512bf16");
 #else
   return 0;
 #endif

@@ -10,7 +10,8 @@ enum folio_weight_type { FOLIO_WEIGHT_F32 = 0, FOLIO_WEIGHT_BF16 = 1, FOLIO_WEIG
 enum folio_kernel_path { FOLIO_PATH_PORTABLE = 0, FOLIO_PATH_AVX2 = 1, FOLIO_PATH_AVX512 = 2, FOLIO_PATH_NEON = 3 };
 
 /// The path `folio_linear_rows` takes on this CPU: on x86-64 AVX-512F, else AVX2+FMA+F16C, else portable C; on
-/// arm64 NEON (baseline there); elsewhere portable C.
+/// arm64 NEON (baseline there); elsewhere portable C. The environment variable FOLIO_KERNEL_PATH (portable, avx2,
+/// avx512, neon) picks a lesser path the CPU also has, to measure what a smaller CPU would run.
 int folio_kernel_path(void);
 
 /// `path` if this CPU supports it, else the best path it has (folio_kernel_path()): on x86-64 FOLIO_PATH_NEON gives
@@ -98,13 +99,13 @@ typedef struct {
 void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size_t group_size, int8_t *q,
                                 float *scales, float *sums);
 
-/// Whether this CPU has the int8 dot products the interleaved kernel's fast path uses: AVX-512 VNNI on x86-64, the
-/// dot-product extension (FEAT_DotProd, SDOT) on arm64.
+/// Whether the interleaved kernel has a SIMD path on this CPU: AVX-512 VNNI or AVX2 (`vpmaddubsw`) on x86-64, the
+/// dot-product extension (FEAT_DotProd, SDOT) on arm64; 0 when FOLIO_KERNEL_PATH forces the portable path.
 int folio_has_int8_dot(void);
 
 /// y[t * ldy + r] = Σ_k x[t, k] · w[r, k] for the rows of 16-row blocks [block_begin, block_end), with int8
-/// activations; `path` FOLIO_PATH_AVX512 takes the VNNI kernel when the CPU has it, FOLIO_PATH_NEON the SDOT kernel
-/// when the CPU has it, any other the portable one.
+/// activations; `path` FOLIO_PATH_AVX512 takes the VNNI kernel when the CPU has it (else the AVX2 one),
+/// FOLIO_PATH_AVX2 the AVX2 kernel, FOLIO_PATH_NEON the SDOT kernel when the CPU has it, any other the portable one.
 void folio_linear_int8_on(int path, const folio_int8_activations *x, size_t tokens,
                           const folio_interleaved_weights *w, size_t block_begin, size_t block_end, float *y,
                           size_t ldy);
