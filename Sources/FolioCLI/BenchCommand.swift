@@ -38,6 +38,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
     print("model            \(report.model)")
     print("threads          \(report.threads)")
+    print("kernels          \(report.kernels), \(report.activations) activations")
     print("load             \(Self.format(report.loadSeconds)) s")
     if let vision = report.visionSeconds, let image = report.image, let tokens = report.imageTokens {
       print("vision           \(Self.format(vision)) s  (\(image), \(tokens) image tokens)")

@@ -8,6 +8,10 @@ import Foundation
 public struct BenchmarkReport: Sendable, Encodable {
   public var model: String
   public var threads: Int
+  /// The SIMD path the kernels took (`avx512`, `avx2`, `neon`, `portable`) and how layers multiplied: `int8`
+  /// (quantized layers with int8 activations), `bf16` (a bf16 model's prompts with bf16 activations), both, or `float`.
+  public var kernels: String
+  public var activations: String
   public var promptTokens: Int
   public var generatedTokens: Int
   public var loadSeconds: Double
@@ -25,7 +29,7 @@ public struct BenchmarkReport: Sendable, Encodable {
   public var peakResidentMiB: Double?
 
   enum CodingKeys: String, CodingKey {
-    case model, threads, image
+    case model, threads, image, kernels, activations
     case promptTokens = "prompt_tokens", generatedTokens = "generated_tokens", loadSeconds = "load_s"
     case prefillSeconds = "prefill_s", prefillTokensPerSecond = "prefill_tokens_per_s", decodeSeconds = "decode_s"
     case decodeTokensPerSecond = "decode_tokens_per_s", imageTokens = "image_tokens", visionSeconds = "vision_s"
@@ -74,12 +78,18 @@ public enum Benchmark {
     }
     let decoded = max(result.tokens.count - 1, 1)
     return BenchmarkReport(
-      model: model.checkpoint.folder.path, threads: pool.threadCount, promptTokens: tokens.count,
+      model: model.checkpoint.folder.path, threads: pool.threadCount, kernels: MatMul.kernelPath.description,
+      activations: activationsDescription(model.checkpoint), promptTokens: tokens.count,
       generatedTokens: result.tokens.count, loadSeconds: model.loadSeconds, prefillSeconds: result.prefillSeconds,
       prefillTokensPerSecond: Double(tokens.count) / max(result.prefillSeconds, 1e-9),
       decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: Double(decoded) / max(result.decodeSeconds, 1e-9),
       image: imageSize.map { "\($0.width)x\($0.height)" }, imageTokens: imageTokens, visionSeconds: visionSeconds,
       timeToFirstTokenSeconds: firstToken ?? 0, peakResidentMiB: peakResidentMiB())
+  }
+
+  static func activationsDescription(_ checkpoint: Checkpoint) -> String {
+    let modes = (checkpoint.int8Activations ? ["int8"] : []) + (checkpoint.bf16Activations ? ["bf16"] : [])
+    return modes.isEmpty ? "float" : modes.joined(separator: "+")
   }
 
   /// A smooth colour gradient with some structure, so resizing does real work.

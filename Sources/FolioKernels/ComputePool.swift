@@ -44,9 +44,11 @@ public struct ComputePool: Sendable {
         if start < end { body(start..<end) }
       }
       let ran = withUnsafeMutablePointer(to: &run) { pointer in
-        folio_parallel_run(threadCount, parts, { context, part in
-          context?.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
-        }, pointer)
+        folio_parallel_run(
+          threadCount, parts,
+          { context, part in
+            context?.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+          }, pointer)
       }
       if ran == 0 {
         // The shared workers are busy (another model or a nested call): let Dispatch spread this run instead.

@@ -35,10 +35,13 @@ struct CLITests {
     var stderr: String
   }
 
-  static func run(_ arguments: [String]) throws -> Output {
+  static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
     let process = Process()
     process.executableURL = try executable
     process.arguments = arguments
+    if !environment.isEmpty {
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -157,6 +160,33 @@ extension CLITests {
     }
     #expect(object["generated_tokens"] as? Int == 4)
     #expect((object["prompt_tokens"] as? Int ?? 0) > 40, "the image's tokens are part of the prompt")
+  }
+
+  /// FOLIO_KERNEL_PATH runs the code a smaller CPU would: AVX2 keeps int8 activations for a quantized model (the
+  /// AVX2 int8 kernel), the portable path falls back to float; `folio bench` reports what it ran.
+  @Test func kernelPathOverride() throws {
+    let native = try Self.run([
+      "bench", "--model", Self.denseModel, "--prompt-tokens", "16", "--gen-tokens", "2", "--json",
+    ])
+    let nativeReport = try #require(try JSONSerialization.jsonObject(with: Data(native.stdout.utf8)) as? [String: Any])
+    #if arch(x86_64)
+      for (path, activations) in [("avx2", "int8"), ("portable", "float")] {
+        let result = try Self.run(
+          [
+            "bench", "--model", Self.denseModel, "--quantize", "8", "--prompt-tokens", "16", "--gen-tokens", "2",
+            "--json",
+          ],
+          environment: ["FOLIO_KERNEL_PATH": path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let avx2Capable = ["avx2", "avx512"].contains(nativeReport["kernels"] as? String ?? "")
+        if path == "portable" || avx2Capable {
+          #expect(report["kernels"] as? String == path)
+          #expect(report["activations"] as? String == activations)
+        }
+      }
+    #endif
+    #expect(nativeReport["activations"] as? String == "float", "an unquantized f32 model multiplies in fp32")
   }
 
   /// `--activations bf16` runs a bf16 checkpoint (tiny-gqa) through prompts and the vision tower; an unknown value
