@@ -10,7 +10,7 @@ struct ModelsCommand: ParsableCommand {
   /// `folio models quantize`: write an MLX quantized folder from a Hugging Face one.
   struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Write an MLX-layout quantized copy (affine 4- or 8-bit) of a Hugging Face Qwen3.5 folder.",
+      abstract: "Write an MLX-layout quantized copy (affine 4-, 6- or 8-bit) of a Hugging Face Qwen3.5 folder.",
       discussion: "The output loads in Folio (and in MLX tools) as it is: folio generate --model OUT.")
 
     @Option(name: .long, help: "Bits per weight: 4, 6 or 8.")

@@ -180,8 +180,8 @@ public enum MatMul {
     let groupsPerToken = columns / groupSize
     pool.parallelFor(tokens, minimumPerThread: 16) { range in
       let (t, n) = (range.lowerBound, range.count)
-      folio_quantize_activations(
-        xs.value + t * columns, n, columns, groupSize, qs.value + t * columns, ss.value + t * groupsPerToken,
+      folio_quantize_activations_on(
+        path, xs.value + t * columns, n, columns, groupSize, qs.value + t * columns, ss.value + t * groupsPerToken,
         sm.value + t * groupsPerToken)
     }
     let activations = UncheckedSendable(folio_int8_activations(q: q, scales: scales, sums: sums))

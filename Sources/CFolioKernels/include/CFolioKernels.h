@@ -98,6 +98,9 @@ typedef struct {
 /// Quantizes `tokens` rows of `cols` activations symmetrically to int8 per group of `group_size` columns.
 void folio_quantize_activations(const float *x, size_t tokens, size_t cols, size_t group_size, int8_t *q,
                                 float *scales, float *sums);
+/// As folio_quantize_activations, on an explicit path (the same codes and scales on every path).
+void folio_quantize_activations_on(int path, const float *x, size_t tokens, size_t cols, size_t group_size,
+                                   int8_t *q, float *scales, float *sums);
 
 /// Whether the interleaved kernel has a SIMD path on this CPU: AVX-512 VNNI or AVX2 (`vpmaddubsw`) on x86-64, the
 /// dot-product extension (FEAT_DotProd, SDOT) on arm64; 0 when FOLIO_KERNEL_PATH forces the portable path.
