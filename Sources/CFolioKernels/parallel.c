@@ -29,15 +29,18 @@ static struct {
   pthread_cond_t wake;
   atomic_flag busy;               // one run at a time; a second caller falls back
   _Atomic unsigned long generation;
-  _Atomic size_t next_part;
+  // One word a worker claims parts from: the run (low 32 bits of its generation) in bits 63-32, its part count in bits
+  // 31-16, the next part in bits 15-0. A worker decides from this word alone and claims with a compare-and-swap, so
+  // one that wakes late for a finished run can neither claim a part of the next run nor read that run's half-written
+  // settings (a shared counter once let a late worker run a part twice and overshoot the count the caller waits for).
+  _Atomic uint64_t claim;
   _Atomic size_t done_parts;
-  size_t parts;
   size_t helpers;                 // workers taking part in the current run (threads - 1)
   folio_parallel_body body;
   void *context;
   size_t started;                 // workers created so far
   int sleepers;
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, ATOMIC_FLAG_INIT, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static long elapsed_ns(const struct timespec *since) {
   struct timespec now;
@@ -45,11 +48,23 @@ static long elapsed_ns(const struct timespec *since) {
   return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
 }
 
-static void take_parts(void) {
-  size_t part;
-  while ((part = atomic_fetch_add_explicit(&pool.next_part, 1, memory_order_acq_rel)) < pool.parts) {
-    pool.body(pool.context, part);
-    atomic_fetch_add_explicit(&pool.done_parts, 1, memory_order_release);
+enum { MAX_PARTS = 0xFFFF };
+
+static uint64_t run_tag(unsigned long generation) { return (uint64_t)(uint32_t)generation << 32; }
+
+// Claims and runs parts of the run with `generation` until none is left or another run has started.
+static void take_parts(unsigned long generation) {
+  uint64_t current = atomic_load_explicit(&pool.claim, memory_order_acquire);
+  for (;;) {
+    if ((current & ~(uint64_t)UINT32_MAX) != run_tag(generation)) return;
+    size_t parts = (size_t)(current >> 16) & MAX_PARTS, part = (size_t)current & MAX_PARTS;
+    if (part >= parts) return;
+    if (atomic_compare_exchange_weak_explicit(&pool.claim, &current, current + 1, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      pool.body(pool.context, part);
+      atomic_fetch_add_explicit(&pool.done_parts, 1, memory_order_release);
+      current = atomic_load_explicit(&pool.claim, memory_order_acquire);
+    }
   }
 }
 
@@ -83,14 +98,14 @@ static void *worker_main(void *argument) {
       }
     }
     seen = current;
-    if (index < pool.helpers) take_parts();
+    if (index < pool.helpers) take_parts(current);
   }
   return NULL;
 }
 
 int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, void *context) {
   if (threads > MAX_WORKERS + 1) threads = MAX_WORKERS + 1;
-  if (threads <= 1 || parts <= 1) {
+  if (threads <= 1 || parts <= 1 || parts > MAX_PARTS) {
     for (size_t part = 0; part < parts; part++) body(context, part);
     return 1;
   }
@@ -116,16 +131,16 @@ int folio_parallel_run(size_t threads, size_t parts, folio_parallel_body body, v
   if (helpers > pool.started) helpers = pool.started;
   pool.body = body;
   pool.context = context;
-  pool.parts = parts;
   pool.helpers = helpers;
   atomic_store_explicit(&pool.done_parts, 0, memory_order_relaxed);
-  atomic_store_explicit(&pool.next_part, 0, memory_order_release);
+  unsigned long generation = atomic_load_explicit(&pool.generation, memory_order_relaxed) + 1;
+  atomic_store_explicit(&pool.claim, run_tag(generation) | ((uint64_t)parts << 16), memory_order_release);
   // Every worker sees the new generation; those with index >= helpers go back to waiting.
   pthread_mutex_lock(&pool.lock);
-  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+  atomic_store_explicit(&pool.generation, generation, memory_order_release);
   if (pool.sleepers > 0) pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
-  take_parts();
+  take_parts(generation);
   unsigned spins = 0;
   while (atomic_load_explicit(&pool.done_parts, memory_order_acquire) != parts) {
     CPU_RELAX();

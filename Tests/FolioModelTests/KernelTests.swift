@@ -326,6 +326,31 @@ struct ComputePoolTests {
     }
   }
 
+  /// Back-to-back runs whose part counts change (2, then 8, …) with bodies too short for the worker to wake in time:
+  /// a worker arriving late for a finished run must not claim parts of the next one (it once did, ran a part twice
+  /// and left the caller waiting forever for a count it had overshot).
+  @Test(.timeLimit(.minutes(1))) func lateWorkersNeverJoinTheNextRun() {
+    let pool = ComputePool(threadCount: 2)
+    let counts = Counts(64)
+    // Busy threads beside the pool's make its worker late (descheduled) now and then, as on a loaded machine.
+    let stop = Counts(1)
+    for _ in 0..<2 {
+      Thread.detachNewThread {
+        var spins = 0
+        while stop.slots[0] == 0 { spins &+= 1 }
+      }
+    }
+    defer { stop.slots[0] = 1 }
+    for round in 0..<100_000 {
+      let units = round % 3 == 0 ? 2 : (round % 3 == 1 ? 8 : 64)
+      pool.parallelFor(units) { range in
+        for i in range { counts.slots[i] += 1 }
+      }
+    }
+    let expected = (0..<64).map { i in (i < 2 ? 33_334 : 0) + (i < 8 ? 33_333 : 0) + 33_333 }
+    #expect(counts.all == expected)
+  }
+
   @Test func concurrentAndNestedCalls() async {
     let pool = ComputePool(threadCount: 2)
     await withTaskGroup(of: Bool.self) { group in
