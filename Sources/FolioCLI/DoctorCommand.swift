@@ -2,6 +2,7 @@ import ArgumentParser
 import FolioBase
 import FolioDaemon
 import FolioInbox
+import FolioKernels
 import FolioModel
 import FolioPipelines
 import FolioStore
@@ -88,6 +89,12 @@ struct DoctorCommand: AsyncParsableCommand {
     } else {
       add("database", "info", "\(configuration.database) does not exist yet; the daemon creates it")
     }
+    let int8 = QuantizedActivations.fastest == .int8
+    add(
+      "cpu", int8 ? "ok" : "warn",
+      "\(ComputePool().threadCount) threads, \(MatMul.kernelPath) kernels; int8 dot products for quantized models "
+        + (int8 ? "yes" : "no (quantized layers multiply in fp32, several times slower)")
+        + ", bf16 dot products (--activations bf16) " + (QuantizedActivations.bfloat16.bf16Prompts ? "yes" : "no"))
     if let watches = try? String(contentsOfFile: "/proc/sys/fs/inotify/max_user_watches", encoding: .utf8) {
       add(
         "inotify", "ok",

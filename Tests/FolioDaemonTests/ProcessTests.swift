@@ -245,6 +245,7 @@ struct ProcessTests {
     let doctor = try Running(["doctor", "--model", tinyModel] + h)
     #expect(try await doctor.wait() == 0, "\(doctor.stdout)")
     #expect(doctor.stdout.contains("ok    database"))
+    #expect(doctor.stdout.contains("cpu: ") && doctor.stdout.contains(" kernels; int8 dot products"), "\(doctor.stdout)")
   }
 
   @Test("folio status shows the live daemon's model, memory and state and marks a stale one; add refuses a full queue")
