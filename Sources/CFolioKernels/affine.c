@@ -3,6 +3,8 @@
 #include "CFolioKernels.h"
 #include "neon.h"
 
+#include <string.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FOLIO_X86 1
@@ -93,6 +95,53 @@ __attribute__((target("avx512f"))) static void affine_avx512(const float *x, siz
     }
   }
 }
+
+// 8 codes starting at element i of a row, widened to floats (4-bit: 4 bytes; 8-bit: 8 bytes).
+__attribute__((target("avx2,fma"))) static inline __m256 codes8(const uint8_t *bytes, int bits, size_t i) {
+  __m128i b;
+  if (bits == 8) {
+    b = _mm_loadl_epi64((const __m128i *)(bytes + i));
+  } else {
+    uint32_t packed;
+    memcpy(&packed, bytes + i / 2, 4);
+    __m128i v = _mm_cvtsi32_si128((int)packed);
+    __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+    b = _mm_unpacklo_epi8(lo, hi);  // element 2k is byte k's low nibble, 2k+1 its high nibble
+  }
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+}
+
+// As affine_avx512 with 8-wide vectors (CPUs without AVX-512 that are asked for float activations).
+__attribute__((target("avx2,fma"))) static void affine_avx2(const float *x, size_t tokens,
+                                                             const folio_affine_weights *w, size_t cols, size_t rb,
+                                                             size_t re, float *y, size_t ldy) {
+  size_t row_bytes = cols * (size_t)w->bits / 8;
+  size_t groups = cols / w->group_size;
+  for (size_t r = rb; r < re; r++) {
+    const uint8_t *bytes = (const uint8_t *)w->codes + r * row_bytes;
+    for (size_t t = 0; t < tokens; t++) {
+      const float *xt = x + t * cols;
+      __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+      for (size_t g = 0; g < groups; g++) {
+        __m256 s = _mm256_set1_ps(w->scales[r * groups + g]);
+        __m256 b = _mm256_set1_ps(w->biases[r * groups + g]);
+        size_t end = (g + 1) * w->group_size;
+        for (size_t i = g * w->group_size; i < end; i += 16) {
+          __m256 w0 = _mm256_fmadd_ps(codes8(bytes, w->bits, i), s, b);
+          __m256 w1 = _mm256_fmadd_ps(codes8(bytes, w->bits, i + 8), s, b);
+          acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt + i), acc0);
+          acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + i + 8), acc1);
+        }
+      }
+      __m256 sum = _mm256_add_ps(acc0, acc1);
+      __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+      y[t * ldy + r] = _mm_cvtss_f32(h);
+    }
+  }
+}
 #endif
 
 void folio_linear_rows_affine_on(int path, const float *x, size_t tokens, const folio_affine_weights *w, size_t cols,
@@ -100,6 +149,10 @@ void folio_linear_rows_affine_on(int path, const float *x, size_t tokens, const 
 #if FOLIO_X86
   if (folio_supported_path(path) == FOLIO_PATH_AVX512 && w->group_size % 32 == 0 && (w->bits == 4 || w->bits == 8)) {
     affine_avx512(x, tokens, w, cols, row_begin, row_end, y, ldy);
+    return;
+  }
+  if (folio_supported_path(path) == FOLIO_PATH_AVX2 && w->group_size % 16 == 0 && (w->bits == 4 || w->bits == 8)) {
+    affine_avx2(x, tokens, w, cols, row_begin, row_end, y, ldy);
     return;
   }
 #endif
