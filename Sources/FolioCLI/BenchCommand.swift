@@ -20,6 +20,11 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(name: .long, help: "Add a synthetic image of this size before the prompt, e.g. 1024x768.")
   var image: String?
 
+  @Option(
+    name: .long,
+    help: "Also time three jobs whose prompts share their first N tokens (the same instructions for every page).")
+  var sharedPrefix: Int = 0
+
   @Flag(name: .long, help: "Print the report as JSON.")
   var json = false
 
@@ -29,7 +34,8 @@ struct BenchCommand: AsyncParsableCommand {
       reference: modelOptions.model, quantizeBits: modelOptions.quantize,
       activations: modelOptions.quantizedActivations)
     let report = try Benchmark.run(
-      model: model, promptTokens: promptTokens, generatedTokens: genTokens, imageSize: size, pool: modelOptions.pool)
+      model: model, promptTokens: promptTokens, generatedTokens: genTokens, imageSize: size,
+      sharedPrefixTokens: sharedPrefix, pool: modelOptions.pool)
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -48,6 +54,13 @@ struct BenchCommand: AsyncParsableCommand {
     )
     print("decode           \(Self.format(report.decodeTokensPerSecond)) tokens/s  (\(report.generatedTokens) tokens)")
     print("first token      \(Self.format(report.timeToFirstTokenSeconds)) s")
+    if let shared = report.sharedPrefixTokens, let first = report.firstJobTimeToFirstTokenSeconds,
+      let reused = report.reusedJobTimeToFirstTokenSeconds, let reusedTokens = report.reusedPromptTokens
+    {
+      print(
+        "shared prefix    \(shared) tokens: first job's first token \(Self.format(first)) s, third job's "
+          + "\(Self.format(reused)) s (\(reusedTokens) prompt tokens reused)")
+    }
     if let rss = report.peakResidentMiB { print("peak RSS         \(Self.format(rss)) MiB") }
   }
 

@@ -93,6 +93,7 @@ struct JobExecutor {
     }
     parameters["finish_reasons"] = .array(usage.finishReasons.sorted().map { .string($0) })
     parameters["requests"] = .int(usage.requests)
+    parameters["prompt_tokens_reused"] = .int(usage.reusedPromptTokens)
     return JobOutput(
       text: resultText, language: job.language.isEmpty ? nil : job.language, modelID: runner.modelID,
       parameters: parameters, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
@@ -107,9 +108,11 @@ struct JobExecutor {
     var generationDuration: Duration = .zero
     var finishReasons: Set<String> = []
     var requests = 0
+    var reusedPromptTokens = 0
 
     mutating func add(_ output: StepOutput) {
       promptTokens += output.promptTokens
+      reusedPromptTokens += output.reusedPromptTokens
       completionTokens += output.completionTokens
       promptDuration += output.promptDuration
       generationDuration += output.generationDuration
@@ -245,7 +248,9 @@ struct JobExecutor {
 }
 
 /// The extra parts of a translation request: the glossary terms that occur in the segment and the previous
-/// segment with its translation, placed before the step's own prompt (whose last part is the text to translate).
+/// segment with its translation, placed after the step's instructions and before the paragraph that holds the text
+/// to translate. The instructions stay first, so every request of a step starts with the same tokens and the engine
+/// continues from the state it saved after them (prefix-state reuse) instead of prefilling them again.
 enum TranslationPrompt {
   /// A segment and its translation.
   struct Passage: Sendable, Hashable {
@@ -263,7 +268,8 @@ enum TranslationPrompt {
     }
   }
 
-  /// `prompt` with the glossary and context blocks before it (unchanged when there are neither).
+  /// `prompt` with the glossary and context blocks before the paragraph holding `segment` (before the whole prompt
+  /// when the text is not in a paragraph of its own); unchanged when there are neither.
   static func render(
     _ prompt: String, segment: String, language: String, glossary: [GlossaryTerm], previous: Passage?
   ) -> String {
@@ -279,7 +285,11 @@ enum TranslationPrompt {
       head += "Source: \(withoutControlTokens(previous.source))\n"
       head += "Translation: \(withoutControlTokens(previous.translation))\n\n"
     }
-    return head + prompt
+    guard !head.isEmpty else { return prompt }
+    guard let text = prompt.range(of: segment, options: .backwards),
+      let paragraph = prompt[..<text.lowerBound].range(of: "\n\n", options: .backwards)
+    else { return head + prompt }
+    return String(prompt[..<paragraph.upperBound]) + head + String(prompt[paragraph.upperBound...])
   }
 
   /// `text` without chat-template control tokens (`<|im_start|>`, `<|image_pad|>`, …): a model's earlier output is

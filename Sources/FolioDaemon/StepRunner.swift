@@ -45,12 +45,16 @@ public struct StepOutput: Sendable, Hashable {
   public var promptDuration: Duration
   /// Decode time.
   public var generationDuration: Duration
+  /// Prompt tokens the engine did not prefill: it continued from the state saved after a prefix an earlier request
+  /// shared (the step's instructions, or the same image).
+  public var reusedPromptTokens: Int
 
   /// Creates an output.
   public init(
     text: String, promptTokens: Int, completionTokens: Int, finishReason: String, promptDuration: Duration,
-    generationDuration: Duration
+    generationDuration: Duration, reusedPromptTokens: Int = 0
   ) {
+    self.reusedPromptTokens = reusedPromptTokens
     self.text = text
     self.promptTokens = promptTokens
     self.completionTokens = completionTokens
@@ -151,7 +155,8 @@ public final class LanguageModelRunner: StepRunner {
       text: response.text, promptTokens: response.promptTokenCount, completionTokens: response.completionTokenCount,
       finishReason: response.finishReason.rawValue,
       promptDuration: .milliseconds(Int64(response.prefillSeconds * 1000)),
-      generationDuration: .milliseconds(Int64(response.decodeSeconds * 1000)))
+      generationDuration: .milliseconds(Int64(response.decodeSeconds * 1000)),
+      reusedPromptTokens: response.reusedPromptTokenCount)
   }
 }
 

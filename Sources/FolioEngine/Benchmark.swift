@@ -27,6 +27,13 @@ public struct BenchmarkReport: Sendable, Encodable {
   public var timeToFirstTokenSeconds: Double
   /// Peak resident memory of the process (VmHWM), in MiB.
   public var peakResidentMiB: Double?
+  /// With `--shared-prefix`: three more jobs whose prompts share their first tokens; the first job's time to first
+  /// token (nothing saved yet), the third job's (started from the state the second job saved), and the prompt
+  /// tokens the third job did not prefill.
+  public var sharedPrefixTokens: Int?
+  public var firstJobTimeToFirstTokenSeconds: Double?
+  public var reusedJobTimeToFirstTokenSeconds: Double?
+  public var reusedPromptTokens: Int?
 
   enum CodingKeys: String, CodingKey {
     case model, threads, image, kernels, activations
@@ -34,23 +41,34 @@ public struct BenchmarkReport: Sendable, Encodable {
     case prefillSeconds = "prefill_s", prefillTokensPerSecond = "prefill_tokens_per_s", decodeSeconds = "decode_s"
     case decodeTokensPerSecond = "decode_tokens_per_s", imageTokens = "image_tokens", visionSeconds = "vision_s"
     case timeToFirstTokenSeconds = "ttft_s", peakResidentMiB = "peak_rss_mib"
+    case sharedPrefixTokens = "shared_prefix_tokens", firstJobTimeToFirstTokenSeconds = "first_job_ttft_s"
+    case reusedJobTimeToFirstTokenSeconds = "reused_job_ttft_s", reusedPromptTokens = "reused_prompt_tokens"
   }
 }
 
 /// Measures load, prefill, decode and vision speed on synthetic inputs (deterministic token ids, a gradient image).
 public enum Benchmark {
-  /// Runs the benchmark on `model` (already loaded). `imageSize` adds an image of that size before the prompt.
+  /// Runs the benchmark on `model` (already loaded). `imageSize` adds an image of that size before the prompt;
+  /// `sharedPrefixTokens` > 0 adds three jobs whose prompts share that many first tokens (prefix-state reuse).
   public static func run(
     model: LanguageModel, promptTokens: Int, generatedTokens: Int, imageSize: (width: Int, height: Int)?,
-    pool: ComputePool
+    sharedPrefixTokens: Int = 0, pool: ComputePool
   ) throws -> BenchmarkReport {
     guard promptTokens > 0, generatedTokens > 0 else {
       throw FolioError(.invalidArgument, "--prompt-tokens and --gen-tokens must be positive.")
     }
+    guard sharedPrefixTokens == 0 || (sharedPrefixTokens < promptTokens && imageSize == nil) else {
+      throw FolioError(
+        .invalidArgument,
+        "--shared-prefix must be below --prompt-tokens (each job needs tokens of its own) and is measured on text "
+          + "prompts: leave out --image.")
+    }
     let clock = ContinuousClock()
     let start = clock.now
-    // Ordinary text ids spread over the vocabulary (a fixed linear congruence: reproducible across runs).
-    let textLimit = min(model.checkpoint.config.text.vocabularySize, model.tokenizer.vocabularySize)
+    // Ordinary text ids spread over the vocabulary (a fixed linear congruence: reproducible across runs), below the
+    // first special token (Qwen's added tokens, `<|vision_start|>` among them, follow the ordinary vocabulary).
+    let vocabulary = min(model.checkpoint.config.text.vocabularySize, model.tokenizer.vocabularySize)
+    let textLimit = (0..<vocabulary).first { model.tokenizer.isSpecial($0) } ?? vocabulary
     var tokens = (0..<promptTokens).map { (($0 &* 7919) &+ 13) % max(textLimit - 1, 1) }
     var features: ImageFeatures?
     var visionSeconds: Double?
@@ -77,7 +95,7 @@ public enum Benchmark {
       return true
     }
     let decoded = max(result.tokens.count - 1, 1)
-    return BenchmarkReport(
+    var report = BenchmarkReport(
       model: model.checkpoint.folder.path, threads: pool.threadCount, kernels: MatMul.kernelPath.description,
       activations: activationsDescription(model.checkpoint), promptTokens: tokens.count,
       generatedTokens: result.tokens.count, loadSeconds: model.loadSeconds, prefillSeconds: result.prefillSeconds,
@@ -85,6 +103,31 @@ public enum Benchmark {
       decodeSeconds: result.decodeSeconds, decodeTokensPerSecond: Double(decoded) / max(result.decodeSeconds, 1e-9),
       image: imageSize.map { "\($0.width)x\($0.height)" }, imageTokens: imageTokens, visionSeconds: visionSeconds,
       timeToFirstTokenSeconds: firstToken ?? 0, peakResidentMiB: peakResidentMiB())
+    if sharedPrefixTokens > 0 {
+      let jobs = try (1...3).map { job in
+        let own = (sharedPrefixTokens..<promptTokens).map { (($0 &* 7919) &+ 13 &+ job) % max(textLimit - 1, 1) }
+        return try timeToFirstToken(model: model, prompt: Array(tokens[..<sharedPrefixTokens]) + own, pool: pool)
+      }
+      report.sharedPrefixTokens = sharedPrefixTokens
+      report.firstJobTimeToFirstTokenSeconds = jobs[0].seconds
+      report.reusedJobTimeToFirstTokenSeconds = jobs[2].seconds
+      report.reusedPromptTokens = jobs[2].reused
+      report.peakResidentMiB = peakResidentMiB()
+    }
+    return report
+  }
+
+  /// One job as the daemon runs it (from the longest saved prefix, saving shared ones) up to its first token.
+  static func timeToFirstToken(
+    model: LanguageModel, prompt: [Int], pool: ComputePool
+  ) throws -> (seconds: Double, reused: Int) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let prefilled = try model.prefillSharedPrefixes(of: prompt, images: [], pool: pool)
+    var state = prefilled.state
+    _ = try model.generator(pool: pool).generate(
+      GenerationRequest(promptTokens: Array(prompt[prefilled.done...]), maxTokens: 1), state: &state)
+    return (start.duration(to: clock.now).seconds, prefilled.reused)
   }
 
   static func activationsDescription(_ checkpoint: Checkpoint) -> String {

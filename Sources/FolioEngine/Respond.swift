@@ -1,6 +1,7 @@
 import FolioBase
 import FolioCodecs
 import FolioKernels
+import FolioModel
 import Foundation
 
 /// Options for one chat answer.
@@ -22,6 +23,8 @@ public struct Response: Sendable {
   public var text: String
   public var promptTokenCount: Int
   public var completionTokenCount: Int
+  /// Prompt tokens whose state came from ``LanguageModel/prefixCache`` instead of being prefilled.
+  public var reusedPromptTokenCount: Int
   public var finishReason: FinishReason
   public var prefillSeconds: Double
   public var decodeSeconds: Double
@@ -31,9 +34,10 @@ extension LanguageModel {
   /// Answers the conversation `messages` (the model's chat template, generation prompt added) — the call the daemon
   /// makes for every job step. `shouldContinue` is polled between tokens (timeouts, shutdown); returning false
   /// ends generation with `.cancelled`. Reasoning (`<think>…</think>`) is removed from the returned text.
-  /// `images` fill the messages' image parts in order (decoded with `limits`). The state after the images is kept
-  /// in `prefixCache`, so the next question about the same images starts there. Text parts are text: control tokens
-  /// spelled inside them (a document about tokenizers, an earlier answer) are neutralized, not obeyed.
+  /// `images` fill the messages' image parts in order (decoded with `limits`). States after the text a prompt shares
+  /// with recent prompts and after its images are kept in `prefixCache`, so later jobs start there. Text parts are
+  /// text: control tokens spelled inside them (a document about tokenizers, an earlier answer) are neutralized, not
+  /// obeyed.
   public func respond(
     to messages: [ChatMessage], images: [URL] = [], limits: ImageLimits = .default,
     options: ResponseOptions = .init(), pool: ComputePool, shouldContinue: @escaping () -> Bool = { true }
@@ -54,31 +58,9 @@ extension LanguageModel {
     }
     let prompt = try expandImagePlaceholders(
       encodeChat(literal, enableThinking: options.enableThinking), images: prepared)
-    var state = checkpoint.textModel.makeState()
-    var remaining = prompt
-    var prefillSeconds = 0.0
-    if !prepared.isEmpty {
-      // The prompt up to the last image's end is shared by every step on these images: reuse or save its state.
-      let fingerprints = prepared.map { PrefixStateCache.fingerprint($0.pixelValues) }
-      let cut = (prompt.lastIndex(of: checkpoint.config.imageTokenID) ?? 0) + 2
-      if let saved = prefixCache.lookup(tokens: prompt, imageFingerprints: fingerprints),
-        saved.tokens.count >= cut - 1
-      {
-        state = saved.state
-        remaining = Array(prompt[saved.tokens.count...])
-      } else {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let prefix = Array(prompt[..<min(cut, prompt.count - 1)])
-        let features = try encodeImages(prepared, pool: pool)
-        _ = try checkpoint.textModel.forward(
-          tokens: prefix, imageFeatures: features.features, grids: features.grids,
-          imageTokenID: features.imageTokenID, mergeSize: features.mergeSize, state: &state, pool: pool)
-        prefixCache.store(tokens: prefix, imageFingerprints: fingerprints, state: state)
-        remaining = Array(prompt[prefix.count...])
-        prefillSeconds = start.duration(to: clock.now).seconds
-      }
-    }
+    let prefilled = try prefillSharedPrefixes(of: prompt, images: prepared, pool: pool)
+    var state = prefilled.state
+    let remaining = Array(prompt[prefilled.done...])
     let result = try generator(pool: pool).generate(
       GenerationRequest(
         promptTokens: remaining, maxTokens: options.maxTokens, sampling: options.sampling, stopTokens: stopTokens),
@@ -86,8 +68,75 @@ extension LanguageModel {
     ) { _ in shouldContinue() }
     return Response(
       text: Self.removingReasoning(tokenizer.decode(result.tokens, skipSpecialTokens: false)),
-      promptTokenCount: prompt.count, completionTokenCount: result.tokens.count, finishReason: result.finishReason,
-      prefillSeconds: prefillSeconds + result.prefillSeconds, decodeSeconds: result.decodeSeconds)
+      promptTokenCount: prompt.count, completionTokenCount: result.tokens.count, reusedPromptTokenCount: prefilled.reused,
+      finishReason: result.finishReason, prefillSeconds: prefilled.seconds + result.prefillSeconds,
+      decodeSeconds: result.decodeSeconds)
+  }
+
+  /// Starts `prompt` (image placeholders expanded for `images`) from the longest prefix saved in `prefixCache` and
+  /// prefills it up to its last checkpoint, saving the state there (``prefixCheckpoints(of:)``). Returns the state,
+  /// the tokens it covers (the rest is the generator's), how many of them were reused, and the seconds it took.
+  func prefillSharedPrefixes(
+    of prompt: [Int], images: [PreparedImage], pool: ComputePool
+  ) throws -> (state: DecoderState, done: Int, reused: Int, seconds: Double) {
+    let fingerprints = images.map { PrefixStateCache.fingerprint($0.pixelValues) }
+    var state = checkpoint.textModel.makeState()
+    var done = 0
+    if let saved = prefixCache.lookup(tokens: prompt, imageFingerprints: fingerprints) {
+      state = saved.state
+      done = saved.tokens.count
+    }
+    let reused = done
+    let clock = ContinuousClock()
+    let start = clock.now
+    for cut in prefixCheckpoints(of: prompt) where cut > done {
+      try prefill(
+        prompt[done..<cut], imagesBefore: imageCount(in: prompt[..<done]), of: images, state: &state, pool: pool)
+      done = cut
+      let imagesSoFar = imageCount(in: prompt[..<cut])
+      prefixCache.store(
+        tokens: Array(prompt[..<cut]), imageFingerprints: Array(fingerprints[..<imagesSoFar]), state: state)
+    }
+    return (state, done, reused, start.duration(to: clock.now).seconds)
+  }
+
+  /// Where the prompt's state is saved for later jobs: after the text it shares with a recent prompt (up to its
+  /// first image: the images themselves differ from job to job), and after its last image. The last token is
+  /// always left for the generator, which needs its logits.
+  func prefixCheckpoints(of prompt: [Int]) -> [Int] {
+    let config = checkpoint.config
+    let textEnd = prompt.firstIndex(of: config.visionStartTokenID) ?? prompt.count
+    let shared = min(prefixCache.sharedPrefixLength(remembering: prompt), textEnd, prompt.count - 1)
+    var cuts = shared >= PrefixStateCache.minimumSharedTokens ? [shared] : []
+    if let lastImageToken = prompt.lastIndex(of: config.imageTokenID) {
+      // Past the image's `<|vision_end|>`.
+      cuts.append(min(lastImageToken + 2, prompt.count - 1))
+    }
+    return cuts
+  }
+
+  /// Image placeholder runs (one per image) in `tokens`.
+  func imageCount(in tokens: ArraySlice<Int>) -> Int {
+    let id = checkpoint.config.imageTokenID
+    return tokens.indices.filter { index in
+      tokens[index] == id && (index == tokens.startIndex || tokens[index - 1] != id)
+    }.count
+  }
+
+  /// Runs `tokens` through the decoder from `state`; the images they hold are `images[imagesBefore...]`, in order.
+  func prefill(
+    _ tokens: ArraySlice<Int>, imagesBefore: Int, of images: [PreparedImage], state: inout DecoderState,
+    pool: ComputePool
+  ) throws {
+    let count = imageCount(in: tokens)
+    guard count > 0 else {
+      _ = try checkpoint.textModel.forward(tokens: Array(tokens), state: &state, pool: pool)
+      return
+    }
+    let features = try encodeImages(Array(images[imagesBefore..<(imagesBefore + count)]), pool: pool)
+    _ = try checkpoint.textModel.forward(
+      tokens: Array(tokens), imageFeatures: features.features, grids: features.grids,
+      imageTokenID: features.imageTokenID, mergeSize: features.mergeSize, state: &state, pool: pool)
   }
 
   /// The answer without its reasoning block and without special tokens' text.

@@ -162,6 +162,25 @@ extension CLITests {
     #expect((object["prompt_tokens"] as? Int ?? 0) > 40, "the image's tokens are part of the prompt")
   }
 
+  /// `--shared-prefix` times jobs whose prompts share their first tokens: the third starts from the state the
+  /// second saved and prefills only its own tokens.
+  @Test func benchSharedPrefix() throws {
+    let result = try Self.run([
+      "bench", "--model", Self.denseModel, "--prompt-tokens", "60", "--shared-prefix", "40", "--gen-tokens", "2",
+      "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    #expect(object["shared_prefix_tokens"] as? Int == 40)
+    #expect(object["reused_prompt_tokens"] as? Int == 40)
+    for key in ["first_job_ttft_s", "reused_job_ttft_s"] {
+      #expect((object[key] as? NSNumber)?.doubleValue ?? 0 > 0, "\(key)")
+    }
+    let wrong = try Self.run(["bench", "--model", Self.denseModel, "--prompt-tokens", "40", "--shared-prefix", "40"])
+    #expect(wrong.status != 0)
+    #expect(wrong.stderr.contains("--shared-prefix"), "\(wrong.stderr)")
+  }
+
   /// FOLIO_KERNEL_PATH runs the code a smaller CPU would: AVX2 keeps int8 activations for a quantized model (the
   /// AVX2 int8 kernel), the portable path falls back to float; `folio bench` reports what it ran.
   @Test func kernelPathOverride() throws {

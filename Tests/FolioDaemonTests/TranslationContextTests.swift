@@ -38,6 +38,14 @@ struct TranslationContextTests {
     try await runOnce(home, runner: runner)
     let prompts = runner.requests
     #expect(prompts.count == 3)
+    // Every request starts with the step's instructions (the engine reuses their state); the blocks follow them.
+    let instructions = "Output only the translation.\n\n"
+    for prompt in prompts {
+      let head = try #require(prompt.range(of: instructions), "\(prompt)")
+      #expect(prompt.hasPrefix("Translate the following text into German (de)."), "\(prompt)")
+      #expect(!prompt[..<head.lowerBound].contains("Glossary:") && !prompt[..<head.lowerBound].contains("Context:"))
+      #expect(prompt[head.upperBound...].hasPrefix("Glossary:") || prompt[head.upperBound...].hasPrefix("Context:"))
+    }
     // First segment: its glossary term, no context (nothing came before).
     #expect(prompts[0].contains("Glossary: always translate these terms exactly as given."))
     #expect(prompts[0].contains("- Agreement → Vereinbarung") && !prompts[0].contains("Lessee"))
@@ -94,6 +102,27 @@ struct TranslationContextTests {
     #expect((result.promptTokens ?? 0) > 40)
   }
 
+  @Test("through the real tiny model: later segments continue from the state saved after the shared instructions")
+  func realModelReusesInstructionState() async throws {
+    let home = try TestHome(pipelines: ["contracts.yaml": Self.contracts])
+    try write(
+      home.inbox + "/contracts/terms.txt",
+      "Rent is due monthly.\n\nKeys are returned at the end.\n\nPets need consent.\n\nNotices go by post.")
+    try await runOnce(home, overrides: ["model": tinyModel, "threads": "1"], runner: nil)
+    let store = try home.store()
+    #expect(try await store.jobs(matching: JobFilter(statuses: [.failed])).isEmpty)
+    let result = try #require(try await store.results(matching: ResultFilter(pipeline: "contracts")).first)
+    let parameters = try #require(
+      try JSONSerialization.jsonObject(with: Data(result.parameters.utf8)) as? [String: Any])
+    #expect(parameters["requests"] as? Int == 4)
+    // Requests 1 and 2 prefill everything (the second saves the shared state); 3 and 4 start after the shared
+    // instructions and context header: most of their prompts (the instructions come first; with the context block
+    // first, only its short header would be shared).
+    let reused = parameters["prompt_tokens_reused"] as? Int ?? 0
+    let total = result.promptTokens ?? 0
+    #expect(reused * 4 > total && reused * 2 < total, "\(reused) of \(total) prompt tokens reused")
+  }
+
   @Test("control tokens in an earlier translation are dropped from the context")
   func contextDropsControlTokens() async throws {
     let home = try TestHome(pipelines: ["contracts.yaml": Self.contracts])
@@ -101,7 +130,10 @@ struct TranslationContextTests {
     let runner = EchoRunner()
     try await runOnce(home, runner: runner)
     #expect(runner.requests.count == 2)
-    let context = try #require(runner.requests[1].components(separatedBy: "\n\nTranslate the following").first)
+    let request = runner.requests[1]
+    let start = try #require(request.range(of: "Output only the translation.\n\n"), "\(request)")
+    let end = try #require(request.range(of: "Text:\n", range: start.upperBound..<request.endIndex), "\(request)")
+    let context = request[start.upperBound..<end.lowerBound]
     #expect(context.contains("Source: First.\nTranslation: translate: "), "\(context)")
     #expect(!context.contains("<|vision_start|>") && !context.contains("<|image_pad|>"), "\(context)")
   }
