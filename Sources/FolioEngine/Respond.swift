@@ -68,9 +68,9 @@ extension LanguageModel {
     ) { _ in shouldContinue() }
     return Response(
       text: Self.removingReasoning(tokenizer.decode(result.tokens, skipSpecialTokens: false)),
-      promptTokenCount: prompt.count, completionTokenCount: result.tokens.count, reusedPromptTokenCount: prefilled.reused,
-      finishReason: result.finishReason, prefillSeconds: prefilled.seconds + result.prefillSeconds,
-      decodeSeconds: result.decodeSeconds)
+      promptTokenCount: prompt.count, completionTokenCount: result.tokens.count,
+      reusedPromptTokenCount: prefilled.reused, finishReason: result.finishReason,
+      prefillSeconds: prefilled.seconds + result.prefillSeconds, decodeSeconds: result.decodeSeconds)
   }
 
   /// Starts `prompt` (image placeholders expanded for `images`) from the longest prefix saved in `prefixCache` and
