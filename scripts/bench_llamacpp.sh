@@ -30,9 +30,13 @@ if ! ls llama_cpp_python-*.tar.gz >/dev/null 2>&1; then
 fi
 [ -d src ] || { mkdir src && tar xzf llama_cpp_python-*.tar.gz -C src --strip-components=1; }
 llama="$work/src/vendor/llama.cpp"
+# AMX off: on a Sapphire Rapids VM ggml's AMX kernels died with SIGILL (the tile state was not granted), and Folio
+# does not use AMX either; every AVX-512 extension (VNNI, BF16, VBMI) stays on through -march=native.
+no_amx=""
+[ "$(uname -m)" = x86_64 ] && no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 if [ ! -x build/bin/llama-bench ] || [ ! -x build/bin/llama-mtmd-cli ]; then
   PATH="$(dirname "$python"):$PATH" cmake -S "$llama" -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
+    -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
   PATH="$(dirname "$python"):$PATH" cmake --build build -j "$(nproc)" \
     --target llama-bench llama-quantize llama-mtmd-cli >/dev/null
 fi

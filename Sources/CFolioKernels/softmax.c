@@ -69,6 +69,54 @@ __attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, size_t n)
   for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inverse));
   for (size_t j = i; j < n; j++) x[j] *= 1.0f / sum;
 }
+
+// 16 wide, with the same polynomial and the same rounding as exp_avx2 (scalef multiplies by 2^k exactly), so both
+// paths give the same exponentials. Vision attention runs one softmax per query over all of a page's ~9000 patches.
+__attribute__((target("avx512f"))) static inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+  __m512 k = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), _mm512_set1_ps(0.5f)),
+                                  _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_HI), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_LO), r);
+  __m512 p = _mm512_set1_ps(P0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, k);
+}
+
+__attribute__((target("avx512f"))) static void softmax_avx512(float *x, size_t n) {
+  __m512 vmax = _mm512_set1_ps(-INFINITY);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
+  if (i < n) {
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, x + i));
+  }
+  __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  __m512 vsum = _mm512_setzero_ps();
+  for (i = 0; i + 16 <= n; i += 16) {
+    __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), shift));
+    _mm512_storeu_ps(x + i, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  if (i < n) {
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), shift));
+    e = _mm512_maskz_mov_ps(tail, e);
+    _mm512_mask_storeu_ps(x + i, tail, e);
+    vsum = _mm512_add_ps(vsum, e);
+  }
+  __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+  for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inverse));
+  if (i < n) {
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(x + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inverse));
+  }
+}
 #endif
 
 static void softmax_portable(float *x, size_t n) {
@@ -83,16 +131,23 @@ static void softmax_portable(float *x, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] *= inverse;
 }
 
-void folio_softmax(float *x, size_t n) {
+void folio_softmax(float *x, size_t n) { folio_softmax_on(folio_kernel_path(), x, n); }
+
+void folio_softmax_on(int path, float *x, size_t n) {
   if (n == 0) return;
+  path = folio_supported_path(path);
 #if FOLIO_X86
-  if (folio_kernel_path() != FOLIO_PATH_PORTABLE) {
+  if (path == FOLIO_PATH_AVX512) {
+    softmax_avx512(x, n);
+    return;
+  }
+  if (path == FOLIO_PATH_AVX2) {
     softmax_avx2(x, n);
     return;
   }
 #endif
 #if defined(__aarch64__)
-  if (folio_kernel_path() == FOLIO_PATH_NEON) {
+  if (path == FOLIO_PATH_NEON) {
     folio_neon_softmax(x, n);
     return;
   }

@@ -372,13 +372,23 @@ struct HeadAttention {
       (self.keys, self.valuesT) = (k, v)
       return
     }
+    // Zero keys pad K to whole groups too, so each query's scores are already a row of the padded value product's
+    // input (their probabilities are set to zero after the softmax).
     let padded = Self.padded(n)
+    let keysPadded = FloatBuffer(count: padded * d)
+    keysPadded.pointer.update(from: keys.pointer, count: n * d)
+    (keysPadded.pointer + n * d).update(repeating: 0, count: (padded - n) * d)
+    let kPadded = WeightMatrix(
+      base: UnsafeRawPointer(keysPadded.pointer), rows: padded, columns: d, elementType: .float32, owner: keysPadded)
     let valuesPadded = FloatBuffer(count: d * padded)
-    for c in 0..<d { (valuesPadded.pointer + c * padded).update(from: valuesT.pointer + c * n, count: n) }
+    for c in 0..<d {
+      (valuesPadded.pointer + c * padded).update(from: valuesT.pointer + c * n, count: n)
+      (valuesPadded.pointer + c * padded + n).update(repeating: 0, count: padded - n)
+    }
     let vPadded = WeightMatrix(
       base: UnsafeRawPointer(valuesPadded.pointer), rows: d, columns: padded, elementType: .float32,
       owner: valuesPadded)
-    guard let kq = k.quantized(bits: 8, groupSize: d % 64 == 0 ? 64 : 32).quantization,
+    guard let kq = kPadded.quantized(bits: 8, groupSize: d % 64 == 0 ? 64 : 32).quantization,
       let vq = vPadded.quantized(bits: 8, groupSize: 64).quantization
     else {
       (self.keys, self.valuesT) = (k, v)
@@ -394,15 +404,13 @@ struct HeadAttention {
     _ queries: UnsafePointer<Float>, count n: Int, scores: UnsafeMutablePointer<Float>,
     into output: UnsafeMutablePointer<Float>, pool: ComputePool
   ) {
-    MatMul.linear(queries, tokens: n, weight: keys, into: scores, pool: pool)
-    for i in 0..<n { Elementwise.softmax(scores + i * count, count: count) }
+    // Rows of `width` scores (the keys padded with zero keys in the int8 path); the padding keys weigh zero.
     let width = valuesT.columns
-    if width > count {
-      // Rows of `width` probabilities for the padded value product (the padding keys weigh zero); moved from the
-      // last row down so no row is overwritten before it is read.
-      for i in stride(from: n - 1, through: 0, by: -1) {
-        (scores + i * width).update(from: scores + i * count, count: count)
-        (scores + i * width + count).update(repeating: 0, count: width - count)
+    MatMul.linear(queries, tokens: n, weight: keys, into: scores, pool: pool)
+    pool.parallelFor(n) { rows in
+      for i in rows {
+        Elementwise.softmax(scores + i * width, count: count)
+        if width > count { (scores + i * width + count).update(repeating: 0, count: width - count) }
       }
     }
     MatMul.linear(scores, tokens: n, weight: valuesT, into: output, pool: pool)

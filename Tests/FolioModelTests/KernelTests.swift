@@ -1,3 +1,4 @@
+import CFolioKernels
 import FolioKernels
 import Foundation
 import Testing
@@ -114,19 +115,22 @@ struct KernelTests {
 
 @Suite("Softmax")
 struct SoftmaxTests {
-  @Test(arguments: [1, 7, 8, 100, 3072])
+  @Test(arguments: [1, 7, 8, 17, 100, 3072, 8963])
   func matchesDoublePrecision(count: Int) {
     var generator = SystemRandomNumberGenerator()
     let values = (0..<count).map { _ in Float.random(in: -30...30, using: &generator) }
     let maximum = Double(values.max() ?? 0)
     let exps = values.map { Foundation.exp(Double($0) - maximum) }
     let total = exps.reduce(0, +)
-    var ours = values
-    ours.withUnsafeMutableBufferPointer { Elementwise.softmax($0.baseAddress!, count: count) }
-    // Relative 1e-5: the exp is a few ulp; the rest is the fp32 sum over up to 3072 terms (≈ √n · 2⁻²⁴ each way).
-    let worst = zip(ours, exps).map { abs(Double($0) - $1 / total) / ($1 / total) }.max() ?? .infinity
-    #expect(worst <= 1e-5, "relative error \(worst)")
-    #expect(abs(ours.reduce(0, +) - 1) < 1e-5)
+    // Every SIMD path this CPU has (a path it lacks runs its best one), and the portable code.
+    for path in [FOLIO_PATH_PORTABLE, FOLIO_PATH_AVX2, FOLIO_PATH_AVX512, FOLIO_PATH_NEON] {
+      var ours = values
+      ours.withUnsafeMutableBufferPointer { folio_softmax_on(Int32(path.rawValue), $0.baseAddress!, count) }
+      // Relative 1e-5: the exp is a few ulp; the rest is the fp32 sum over up to ~9000 terms (≈ √n · 2⁻²⁴ each way).
+      let worst = zip(ours, exps).map { abs(Double($0) - $1 / total) / ($1 / total) }.max() ?? .infinity
+      #expect(worst <= 1e-5, "path \(path.rawValue): relative error \(worst)")
+      #expect(abs(ours.reduce(0, +) - 1) < 1e-5)
+    }
   }
 }
 

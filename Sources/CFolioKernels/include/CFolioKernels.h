@@ -29,6 +29,8 @@ void folio_linear_rows_on(int path, const float *x, size_t tokens, const void *w
 
 /// In-place numerically stable softmax over n floats: exp(x - max) / Σ, with a vectorised exp accurate to a few ulp.
 void folio_softmax(float *x, size_t n);
+/// folio_softmax through `path` (folio_supported_path(path)): every path gives the same values to a few ulp.
+void folio_softmax_on(int path, float *x, size_t n);
 
 /// Affine group-quantized weights in MLX's layout: per row, codes packed LSB-first into uint32 words (`bits` 4, 6
 /// or 8), and per group of `group_size` columns an fp32 scale and bias, w ≈ scale · q + bias.
