@@ -306,7 +306,7 @@ public final class VisionEncoder: Sendable {
     let scale = 1 / Float(d).squareRoot()
     // Per image segment and head: gather K [n, d] and Vᵀ [d, n] contiguously, then for blocks of queries compute
     // S = Q·Kᵀ and O = softmax(S)·V with the blocked linear kernels. Memory stays O(block · n), not O(n²).
-    let queryBlock = 256
+    let queryBlock = 64
     for segment in segments {
       let n = segment.count
       let keys = FloatBuffer(count: n * d)
