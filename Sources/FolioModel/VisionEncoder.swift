@@ -373,18 +373,14 @@ struct HeadAttention {
       return
     }
     // Zero keys pad K to whole groups too, so each query's scores are already a row of the padded value product's
-    // input (their probabilities are set to zero after the softmax).
+    // input (their probabilities are set to zero after the softmax). FloatBuffers start zeroed.
     let padded = Self.padded(n)
     let keysPadded = FloatBuffer(count: padded * d)
     keysPadded.pointer.update(from: keys.pointer, count: n * d)
-    (keysPadded.pointer + n * d).update(repeating: 0, count: (padded - n) * d)
     let kPadded = WeightMatrix(
       base: UnsafeRawPointer(keysPadded.pointer), rows: padded, columns: d, elementType: .float32, owner: keysPadded)
     let valuesPadded = FloatBuffer(count: d * padded)
-    for c in 0..<d {
-      (valuesPadded.pointer + c * padded).update(from: valuesT.pointer + c * n, count: n)
-      (valuesPadded.pointer + c * padded + n).update(repeating: 0, count: padded - n)
-    }
+    for c in 0..<d { (valuesPadded.pointer + c * padded).update(from: valuesT.pointer + c * n, count: n) }
     let vPadded = WeightMatrix(
       base: UnsafeRawPointer(valuesPadded.pointer), rows: d, columns: padded, elementType: .float32,
       owner: valuesPadded)
