@@ -87,15 +87,18 @@ extension LanguageModel {
       done = saved.tokens.count
     }
     let reused = done
+    var imagesDone = imageCount(in: prompt[..<done])
     let clock = ContinuousClock()
     let start = clock.now
     for cut in prefixCheckpoints(of: prompt) where cut > done {
+      let segment = prompt[done..<cut]
+      let segmentImages = imageCount(in: segment)
       try prefill(
-        prompt[done..<cut], imagesBefore: imageCount(in: prompt[..<done]), of: images, state: &state, pool: pool)
+        segment, images: Array(images[imagesDone..<(imagesDone + segmentImages)]), state: &state, pool: pool)
       done = cut
-      let imagesSoFar = imageCount(in: prompt[..<cut])
+      imagesDone += segmentImages
       prefixCache.store(
-        tokens: Array(prompt[..<cut]), imageFingerprints: Array(fingerprints[..<imagesSoFar]), state: state)
+        tokens: Array(prompt[..<cut]), imageFingerprints: Array(fingerprints[..<imagesDone]), state: state)
     }
     return (state, done, reused, start.duration(to: clock.now).seconds)
   }
@@ -118,22 +121,20 @@ extension LanguageModel {
   /// Image placeholder runs (one per image) in `tokens`.
   func imageCount(in tokens: ArraySlice<Int>) -> Int {
     let id = checkpoint.config.imageTokenID
-    return tokens.indices.filter { index in
+    return tokens.indices.lazy.filter { index in
       tokens[index] == id && (index == tokens.startIndex || tokens[index - 1] != id)
     }.count
   }
 
-  /// Runs `tokens` through the decoder from `state`; the images they hold are `images[imagesBefore...]`, in order.
+  /// Runs `tokens` through the decoder from `state`; `images` are the images whose placeholders they hold, in order.
   func prefill(
-    _ tokens: ArraySlice<Int>, imagesBefore: Int, of images: [PreparedImage], state: inout DecoderState,
-    pool: ComputePool
+    _ tokens: ArraySlice<Int>, images: [PreparedImage], state: inout DecoderState, pool: ComputePool
   ) throws {
-    let count = imageCount(in: tokens)
-    guard count > 0 else {
+    guard !images.isEmpty else {
       _ = try checkpoint.textModel.forward(tokens: Array(tokens), state: &state, pool: pool)
       return
     }
-    let features = try encodeImages(Array(images[imagesBefore..<(imagesBefore + count)]), pool: pool)
+    let features = try encodeImages(images, pool: pool)
     _ = try checkpoint.textModel.forward(
       tokens: Array(tokens), imageFeatures: features.features, grids: features.grids,
       imageTokenID: features.imageTokenID, mergeSize: features.mergeSize, state: &state, pool: pool)
